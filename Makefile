@@ -1,0 +1,33 @@
+# Two commands: `make lab` and `make test`. Both create .venv when it is missing and
+# (re)install only when pyproject.toml or the lock file changed, so a second run is fast.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+LOCK   := .ci/constraints.txt
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: lab test install check build clean-work
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml $(LOCK)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python >= 3.10 is required")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c $(LOCK) -e ".[dev]"
+	@touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=lessons
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+build: $(STAMP)
+	$(PY) -m autograder build
+
+check: $(STAMP)
+	$(PY) -m autograder check
+
+clean-work:
+	rm -rf work gradebook.db

@@ -1,0 +1,1 @@
+"""The course's grading pipeline: ``python -m autograder build|grade|autograde|check``."""

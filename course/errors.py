@@ -1,0 +1,59 @@
+"""Every problem the engine detects in a model or a feed raises a subclass of EngineError.
+
+Messages name the node or input and say what is wrong, e.g.
+``ShapeError: node 'conv1' (Conv): input 'W' has 3 dims, expected 4``.
+"""
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class of all errors the engine raises for bad models or bad feeds."""
+
+
+class ModelError(EngineError):
+    """The model itself is malformed: not ONNX, cycles, dangling values, duplicate names."""
+
+
+class GraphCycleError(ModelError):
+    """The graph has a cycle; the message lists nodes on it."""
+
+
+class DanglingValueError(ModelError):
+    """A node reads a value that nothing produces and that is not an input or initializer."""
+
+
+class UnsupportedOpError(EngineError):
+    """No kernel for this op type (or for this opset version of it)."""
+
+
+class OpsetError(UnsupportedOpError):
+    """The model's opset for a domain is outside what the engine implements."""
+
+
+class AttributeError_(EngineError):
+    """An attribute is missing, unknown, or has the wrong type/value."""
+
+
+class ShapeError(EngineError):
+    """Shapes (or ranks) of a node's inputs are incompatible."""
+
+
+class DTypeError(EngineError):
+    """Element types of a node's inputs are incompatible or unsupported."""
+
+
+class FeedError(EngineError):
+    """A feed given to InferenceSession.run is missing, extra, or has the wrong dtype/rank/dims."""
+
+
+class KernelError(EngineError):
+    """A kernel failed while running a node; the message names the node."""
+
+
+# Public, readable alias; the trailing underscore avoids shadowing the builtin inside this module.
+OpAttributeError = AttributeError_
+
+__all__ = [
+    "EngineError", "ModelError", "GraphCycleError", "DanglingValueError", "UnsupportedOpError",
+    "OpsetError", "OpAttributeError", "ShapeError", "DTypeError", "FeedError", "KernelError",
+]
