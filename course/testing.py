@@ -85,3 +85,5 @@ def random_tensor(shape, dtype="float32", seed: int = 0, low: float = -1.0, high
 
 
 AWKWARD_SIZES = (1, 7, 31, 33, 63, 65, 100)  # not multiples of a warp, block or tile
+
+from course.models.builders import MODEL_NAMES, build_model  # noqa: E402,F401  (seeded ONNX models)

@@ -1,0 +1,85 @@
+"""`python -m course.bench` on a tiny model, one timed run: the table has every column, the
+ratios are the ratios of the printed times, and the engine's output matched onnxruntime."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from course import bench
+
+
+def test_relative_error_definition():
+    b = np.array([[4.0, -8.0, 1.0]])
+    assert bench.relative_error(b, b) == 0.0
+    assert bench.relative_error(b + [[0.0, 0.0, 0.8]], b) == pytest.approx(0.1)  # 0.8 / 8
+    assert bench.relative_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert bench.relative_error(np.ones(3), np.zeros(3)) == math.inf
+    with pytest.raises(ValueError):
+        bench.relative_error(np.zeros(3), np.zeros(4))
+
+
+def test_format_table_columns_and_ratios():
+    row = bench.Row("m", {"ours": 10.0, "ort_all": 4.0, "ort_none": 5.0, "reference": 500.0}, 2e-6)
+    md = bench.format_table([row], markdown=True).splitlines()
+    assert [c.strip() for c in md[0].strip("|").split("|")] == list(bench.COLUMNS)
+    assert [c.strip() for c in md[2].strip("|").split("|")] == [
+        "m", "10.0", "4.00", "5.00", "500", "2.50x", "2.00x", "50.00x", "2.0e-06"]
+    assert bench.goal_failures([bench.Row("resnet", dict(row.ms), 0.0)]) == [
+        "resnet: ours/ORT-all = 2.50 > 2"]
+    no_ref = bench.Row("x", {"ours": 1.0, "ort_all": 1.0, "ort_none": 1.0}, 0.0)
+    assert bench.format_table([no_ref]).splitlines()[2].split()[4] == "-"
+
+
+def test_bench_cli_on_a_tiny_model(capsys):
+    rc = bench.main(["--models", "squeezenet", "--tiny", "--repeat", "1", "--warmup", "0",
+                     "--markdown"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    for key in ("cpu:", "cores:", "numpy:", "onnxruntime:"):
+        assert key in out
+    table = [line for line in out.splitlines() if line.startswith("|")]
+    assert len(table) == 3, out
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    cells = [c.strip() for c in table[2].strip("|").split("|")]
+    assert header == list(bench.COLUMNS) and cells[0] == "squeezenet"
+    ours, ort_all, ort_none, ref = (_printed(c) for c in cells[1:5])
+    assert min(v for v, _ in (ours, ort_all, ort_none, ref)) > 0
+    _assert_ratio(cells[5], ours, ort_all)
+    _assert_ratio(cells[6], ours, ort_none)
+    _assert_ratio(cells[7], ref, ours)
+    assert float(cells[8]) <= 1e-4, "engine output must match onnxruntime"
+    assert "not assessed" in out
+
+
+def _printed(cell):
+    """(value, half a unit of its last printed digit)."""
+    decimals = len(cell.split(".")[1]) if "." in cell else 0
+    return float(cell), 0.5 * 10.0 ** -decimals
+
+
+def _assert_ratio(cell, num, den):
+    (a, ha), (b, hb) = num, den
+    r = float(cell.rstrip("x"))
+    assert (a - ha) / (b + hb) - 0.005 <= r <= (a + ha) / (b - hb) + 0.005, (cell, num, den)
+
+
+def test_bench_rejects_unknown_models():
+    with pytest.raises(SystemExit):
+        bench.main(["--models", "vgg"])
+
+
+def test_profile_counts_every_node():
+    from course.models import build_model
+
+    model = build_model("mobilenetv2", **bench.TINY)
+    prof = bench.profile_ops(model, warmup=0)
+    ops = [n.op_type for n in model.graph.node]
+    assert sum(n for n, _ in prof.values()) == len(ops)
+    grouped = sum(1 for n in model.graph.node if n.op_type == "Conv"
+                  and any(a.name == "group" and a.i > 1 for a in n.attribute))
+    assert prof["Conv (grouped)"][0] == grouped == 17
+    assert prof["Conv"][0] == ops.count("Conv") - grouped
+    assert all(ms >= 0 for _, ms in prof.values())
+    assert "Conv (grouped)" in bench.format_profile("m", prof)
