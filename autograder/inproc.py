@@ -67,7 +67,9 @@ def run_notebook(path: Path | str, replace: dict[str, str] | None = None,
     sink = io.StringIO()
     for k, (cell, cid) in enumerate(zip(code_cells, ids)):
         src = replace.get(cid, cell.source)
-        src = "\n".join(l for l in src.splitlines() if not _MAGIC.match(l))
+        # A magic or shell line becomes `pass` at the same indent, so `if ...:` blocks stay valid.
+        src = "\n".join(re.sub(r"^(\s*)[%!].*$", r"\1pass", l) if _MAGIC.match(l) else l
+                        for l in src.splitlines())
         err = None
         try:
             with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):

@@ -37,6 +37,7 @@ class InferContext:
     inputs: list[Optional[TensorType]]  # None for an omitted optional input
     consts: list[Optional[np.ndarray]]  # value of an input when it is a known constant
     attrs: dict[str, Any] = field(default_factory=dict)  # defaults filled in
+    num_outputs: int = 1  # outputs the node declares (Split without sizes needs it)
 
     def shape(self, i: int) -> Shape:
         t = self.inputs[i] if i < len(self.inputs) else None
@@ -86,6 +87,9 @@ class Op:
     # (min, max) number of inputs / outputs; max None = variadic.
     num_inputs: ClassVar[tuple[int, Optional[int]]] = (1, 1)
     num_outputs: ClassVar[tuple[int, Optional[int]]] = (1, 1)
+    # When True the runtime passes ``_num_outputs=<outputs the node declares>`` to compute (Split
+    # without sizes, Dropout/MaxPool optional outputs); otherwise extra outputs are simply dropped.
+    wants_num_outputs: ClassVar[bool] = False
 
     # --- attributes -------------------------------------------------------------------------
     def resolve_attrs(self, given: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""Conv (N-d, groups, dilations, auto_pad) by im2col + one batched BLAS matmul per group.
+
+Fast paths: a 1x1 convolution is a plain matmul; a depthwise convolution (group == C == M)
+accumulates one whole-tensor multiply-add per kernel tap instead of a tiny GEMM per channel.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from course.errors import ShapeError
+from course.ops import _window as win
+from course.ops.base import InferContext, Op
+from course.ops.registry import register
+
+
+def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="NOTSET"):
+    """Convolution without bias: x (N, C, *S), w (M, C/group, *K) -> (N, M, *O), x's dtype."""
+    n, c, m, nsp = x.shape[0], x.shape[1], w.shape[0], x.ndim - 2
+    if w.ndim != x.ndim or c != w.shape[1] * group or m % group:
+        raise ShapeError(f"X {x.shape} and W {w.shape} do not fit group={group}")
+    k, s, p, d = win.spatial_attrs(nsp, w.shape[2:], strides, pads, dilations, auto_pad)
+    out, pb, pe = win.geometry(x.shape[2:], k, s, p, d, auto_pad)
+    if group == 1 and all(v == 1 for v in k):  # 1x1: a plain matmul, no im2col at all
+        xs = win.tap_view(win.pad_input(x, pb, pe), (0,) * nsp, out, s, d)
+        return np.matmul(w.reshape(m, c), xs.reshape(n, c, -1)).reshape((n, m) + tuple(out))
+    if nsp == 2:  # every tap is a contiguous slice; results live on an (OH, PW) grid
+        taps, width = win.flat_taps(x, k, s, d, pb, out)
+    else:
+        xp = win.pad_input(x, pb, pe)
+        taps = [win.tap_view(xp, t, out, s, d) for t in np.ndindex(*k)]
+        width = out[-1]
+    if group == c == m:  # depthwise: one whole-tensor multiply-add per tap, not a GEMM per channel
+        wk = w.reshape(c, -1, *(1,) * (taps[0].ndim - 2))
+        y = taps[0] * wk[:, 0]
+        tmp = np.empty_like(y)
+        for t in range(1, len(taps)):
+            y += np.multiply(taps[t], wk[:, t], out=tmp)
+    else:  # im2col: one strided copy per tap, then one batched BLAS matmul over the groups
+        col = np.empty((n, c, len(taps)) + taps[0].shape[2:], dtype=x.dtype)
+        for t, view in enumerate(taps):
+            col[:, :, t] = view
+        col = col.reshape(n, group, (c // group) * len(taps), -1)
+        y = np.matmul(w.reshape(group, m // group, -1), col)  # (N, group, M/group, P)
+    y = y.reshape((n, m) + tuple(out[:-1]) + (width,))
+    return y if width == out[-1] else np.ascontiguousarray(y[..., :out[-1]])
+
+
+def conv_infer_shape(ctx: InferContext, x_shape, w_shape, m_channels=None):
+    """Output shape of a Conv-like node from X and W shapes and its attributes."""
+    a = ctx.attrs
+    if x_shape is None:
+        return None
+    nsp = len(x_shape) - 2
+    if nsp < 1:
+        raise ShapeError(f"X has rank {len(x_shape)}; convolution needs (N, C, spatial...)")
+    if w_shape is not None and len(w_shape) != len(x_shape):
+        raise ShapeError(f"W has rank {len(w_shape)} but X has rank {len(x_shape)}")
+    kernel = a.get("kernel_shape") or (w_shape[2:] if w_shape is not None else None)
+    m = w_shape[0] if w_shape is not None else m_channels
+    c, g = x_shape[1], a.get("group", 1)
+    if w_shape is not None and isinstance(c, int) and isinstance(w_shape[1], int) and c != w_shape[1] * g:
+        raise ShapeError(f"X has {c} channels but W expects {w_shape[1]} x group {g}")
+    if kernel is None or not all(isinstance(v, int) for v in kernel):
+        return (x_shape[0], m) + (None,) * nsp
+    k, s, p, d = win.spatial_attrs(nsp, kernel, a.get("strides"), a.get("pads"), a.get("dilations"),
+                                   a.get("auto_pad", "NOTSET"))
+    out, _, _ = win.geometry(x_shape[2:], k, s, p, d, a.get("auto_pad", "NOTSET"))
+    return (x_shape[0], m) + tuple(out)
+
+
+CONV_ATTRS = {"auto_pad": "NOTSET", "dilations": None, "group": 1, "kernel_shape": None,
+              "pads": None, "strides": None}
+
+
+@register("Conv", since=1)
+class Conv(Op):
+    attrs = CONV_ATTRS
+    num_inputs = (2, 3)
+
+    def infer_shape(self, ctx: InferContext):
+        return [conv_infer_shape(ctx, ctx.shape(0), ctx.shape(1))]
+
+    def compute(self, x, w, b=None, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
+                pads=None, strides=None):
+        if kernel_shape is not None and tuple(kernel_shape) != w.shape[2:]:
+            raise ShapeError(f"kernel_shape {list(kernel_shape)} does not match W {w.shape}")
+        y = conv_core(x, w, group, strides, pads, dilations, auto_pad)
+        if b is not None:
+            y += b.reshape((-1,) + (1,) * (y.ndim - 2))
+        return y
