@@ -13,6 +13,7 @@ from course.ops import (  # noqa: F401
     constant_of_shape,
     conv,
     flatten,
+    fused_conv,
     gather,
     gemm,
     global_pool,

@@ -1,9 +1,9 @@
 """``InferenceSession``: onnxruntime's API over the course engine.
 
-Construction does all the work once: import -> verify -> infer types -> build a plan. ``run``
-then only checks the feeds and walks the plan. Two stages are meant to slot in later, each at
-the line marked below in ``__init__``: a pass pipeline (lesson 07/08) rewrites the verified graph
-before types are inferred, and a memory planner (lesson 09) assigns arena offsets to the plan.
+Construction does all the work once: import -> verify -> graph passes (course.passes, lessons
+07/08) -> infer types -> build a plan. ``run`` then only checks the feeds and walks the plan. A
+memory planner (lesson 09) is meant to slot in later at the line marked below in ``__init__``,
+assigning arena offsets to the plan.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from course.ir.graph import Graph, Value
 from course.ir.onnx_import import from_onnx
 from course.ir.types import Dim, TensorType
 from course.ops import registry
+from course.passes.pipeline import optimize
 from course.runtime.plan import Plan, build_plan, execute
 
 PROVIDERS = ["CPUExecutionProvider"]
@@ -45,18 +46,24 @@ class InferenceSession:
     place: inference writes its value types). ``custom_kernels={"Conv": fn}`` replaces the
     kernel of every node of that op type by ``fn(*inputs, **attrs)`` (same contract as
     ``Op.compute``): lessons use it to run a learner's kernel inside the real engine.
+    ``graph_optimization_level`` "all" (default) runs ``course.passes.default_passes()`` (Conv+BN
+    folding, Conv+activation fusion) before planning, "disable" runs none; ``passes=[...]``
+    runs exactly those instead (a Graph given as ``model`` is rewritten in place). Op types with
+    a custom kernel are never fused or folded away.
     """
 
     def __init__(self, model: Union[str, bytes, Any, Graph], providers: Optional[Sequence] = None,
-                 custom_kernels: Optional[dict[str, Callable]] = None):
+                 custom_kernels: Optional[dict[str, Callable]] = None,
+                 graph_optimization_level: str = "all", passes: Optional[Sequence] = None):
         self._providers = _check_providers(providers)
+        custom = _check_custom(custom_kernels)
         self.graph = model if isinstance(model, Graph) else from_onnx(model)
         self.graph.verify(check_types=False)
-        # (hook) pass pipeline: `graph = PassManager(passes).run(graph)` goes here, before types.
+        self.graph = optimize(self.graph, graph_optimization_level, protected=custom, passes=passes)
         self.graph.infer_types()
         self.graph.verify()
         # (hook) memory planner: assign each plan slot an offset in one arena after planning.
-        self._plan: Plan = build_plan(self.graph, _check_custom(custom_kernels))
+        self._plan: Plan = build_plan(self.graph, custom)
         self._inputs = [v for v in self.graph.inputs if not self.graph.is_overridable(v)]
         self._overridable = [v for v in self.graph.inputs if self.graph.is_overridable(v)]
         self._feedable = {v.name: v for v in self.graph.inputs}
