@@ -164,14 +164,14 @@ def bench_model(name: str, model, *, repeat: int = 20, warmup: int = 3, threads:
 
 def profile_ops(model, warmup: int = 1) -> dict[str, tuple[int, float]]:
     """Our engine's time by op type for one run: {op_type: (nodes run, total ms)}; grouped
-    convolutions (depthwise included) are counted apart as "Conv (grouped)".
+    convolutions (depthwise included) are counted apart as "(grouped)".
 
-    Each op type's registered kernel is wrapped with a timer and handed to the session through
-    its public ``custom_kernels`` hook, so the engine runs exactly its own kernels."""
+    The session is built as usual (graph passes included), then each step of its execution plan
+    gets its kernel wrapped with a timer, so what is timed is exactly what ``run`` executes."""
+    import dataclasses
+
     import course
-    from course.ops import registry
 
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
     totals: dict[str, list] = {}
 
     def timed(op_type: str, compute):
@@ -185,9 +185,9 @@ def profile_ops(model, warmup: int = 1) -> dict[str, tuple[int, float]]:
             return out
         return fn
 
-    kinds = {n.op_type for n in model.graph.node if n.domain in ("", "ai.onnx")}
-    kernels = {k: timed(k, registry.lookup(k, opset).compute) for k in sorted(kinds)}
-    sess = course.InferenceSession(model, custom_kernels=kernels)
+    sess = course.InferenceSession(model)
+    plan = sess._plan
+    plan.steps = [dataclasses.replace(st, fn=timed(st.node.op_type, st.fn)) for st in plan.steps]
     shape = [d.dim_value or 1 for d in model.graph.input[0].type.tensor_type.shape.dim]
     feed = {model.graph.input[0].name: np.zeros(shape, np.float32)}
     for _ in range(warmup):
