@@ -30,8 +30,9 @@ from kernels.trace.fake_cuda import FakeCuda, FakeNumba
 from kernels.trace.memory import GLOBAL, AddressSpace, TracedArray
 from kernels.trace.report import Report
 from kernels.trace.scheduler import RunState, block_indices, run_block
+from kernels.trace.checked import checked_run
 
-__all__ = ["run", "Report", "TraceError", "KernelFault", "BarrierDivergenceError", "TraceTimeout",
+__all__ = ["run", "checked_run", "Report", "TraceError", "KernelFault", "BarrierDivergenceError", "TraceTimeout",
            "OutOfBounds", "Race", "bank_cost", "sector_count"]
 
 MAX_THREADS_PER_BLOCK = 1024
