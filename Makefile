@@ -6,6 +6,8 @@ PY     := $(VENV)/bin/python
 LOCK   := .ci/constraints.txt
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Jupyter refuses to run as root (containers, some CI images) unless told it may.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: lab test install check build clean-work
 
@@ -18,7 +20,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	@touch $(STAMP)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=lessons
+	$(VENV)/bin/jupyter lab --notebook-dir=lessons $(ROOT_FLAG)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
