@@ -69,3 +69,37 @@ def test_fused_conv_rejects_unknown_activations(act, params):
     x, w = np.zeros((1, 1, 3, 3), np.float32), np.zeros((1, 1, 1, 1), np.float32)
     with pytest.raises(OpAttributeError, match="activation"):
         FUSED.compute(x, w, activation=act, activation_params=params)
+
+
+# --- sizes like MobileNet's, where the compiled kernels do real work -----------------------------
+ADD = lookup("Add", 14).compute
+
+
+@pytest.mark.parametrize("case", ["depthwise-s1", "depthwise-s2", "depthwise+z", "dense+z", "dense"])
+def test_fused_conv_is_bit_exact_at_larger_sizes(case):
+    """Batch 2, 24 channels, 95x91: many planes per call (a plane/bias index mix-up shows), the
+    stride-2 de-interleaving with an odd width, and the residual input Z."""
+    r = np.random.default_rng(5)
+    c = 24
+    depthwise = case.startswith("depthwise")
+    x = r.standard_normal((2, c, 95, 91)).astype(np.float32)
+    w = r.standard_normal((c, 1 if depthwise else c, 3, 3)).astype(np.float32)
+    b = r.standard_normal(c).astype(np.float32)
+    attrs = dict(group=c if depthwise else 1, pads=[1, 0, 1, 2], strides=[2, 2] if case.endswith("s2") else [1, 1])
+    y = CONV.compute(x, w, b, **attrs)
+    z = r.standard_normal(y.shape).astype(np.float32) if case.endswith("+z") else None
+    params, act = ACTS["Clip"]
+    want = act(ADD(y, z) if z is not None else y)
+    got = FUSED.compute(x, w, b, z, activation="Clip", activation_params=params, **attrs)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("group, k", [(1, 1), (1, 3), (3, 3)])
+def test_conv_and_fused_conv_accept_an_empty_batch(group, k):
+    x, w = np.zeros((0, 3, 5, 5), np.float32), np.ones((3, 3 // group, k, k), np.float32)
+    b, out = np.ones(3, np.float32), (0, 3, 8 - k, 8 - k)
+    z = np.zeros(out, np.float32)
+    for got in (CONV.compute(x, w, b, group=group, pads=[1] * 4),
+                FUSED.compute(x, w, b, activation="Relu", activation_params=[], group=group, pads=[1] * 4),
+                FUSED.compute(x, w, b, z, activation="Relu", activation_params=[], group=group, pads=[1] * 4)):
+        assert got.shape == out and got.dtype == np.float32

@@ -34,11 +34,14 @@ def test_model_logits_with_and_without_passes(name):
     fast = InferenceSession(m)
     before = counts([n.op_type for n in plain.graph.nodes])
     after = counts([n.op_type for n in fast.graph.nodes])
-    # Every BN that directly follows a Conv folds; every Relu/Clip on a Conv output fuses.
+    # Every BN that directly follows a Conv folds; every Relu/Clip on a Conv output fuses, and so
+    # does every Add of a Conv output that nothing else reads.
     conv_bn = sum(n.op_type == "BatchNormalization" and n.inputs[0].producer() is not None
                   and n.inputs[0].producer().op_type == "Conv" for n in plain.graph.nodes)
     assert after.get("BatchNormalization", 0) == before.get("BatchNormalization", 0) - conv_bn
     assert after.get("Conv", 0) + after.get("FusedConv", 0) == before["Conv"]
+    if name in ("resnet", "mobilenetv2"):  # every residual Add reads a Conv that nothing else reads
+        assert before["Add"] > 0 and "Add" not in after
     assert len(fast.graph.nodes) < len(plain.graph.nodes)
     want = plain.run(None, {"input": x})[0]
     got = fast.run(None, {"input": x})[0]
@@ -49,11 +52,14 @@ def test_model_logits_with_and_without_passes(name):
 
 
 def test_mobilenetv2_full_size_fuses_everything_it_should():
-    """224x224: all 52 BNs fold, all 35 ReLU6 fuse (17 of them into the compiled depthwise kernel)."""
+    """224x224: all 52 BNs fold, all 35 ReLU6 fuse (17 of them into the compiled depthwise kernel),
+    and the 10 residual Adds fuse into the linear bottleneck convs before them."""
     m = build_model("mobilenetv2")
     s = InferenceSession(m)
     kinds = counts([n.op_type for n in s.graph.nodes])
-    assert "BatchNormalization" not in kinds and "Clip" not in kinds
-    assert kinds["FusedConv"] == 35 and kinds["Conv"] == 17
+    assert "BatchNormalization" not in kinds and "Clip" not in kinds and "Add" not in kinds
+    assert kinds["FusedConv"] == 45 and kinds["Conv"] == 7
+    residual = [n for n in s.graph.nodes if n.op_type == "FusedConv" and len(n.inputs) > 3]
+    assert len(residual) == 10 and all(n.attrs["activation"] == "Identity" for n in residual)
     x = np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)
     assert relative_error(s.run(None, {"input": x})[0], ort_logits(m, x)) <= ORT_TOL

@@ -1,26 +1,34 @@
-"""Compiled loops behind FusedConv: bias + activation in one pass, and a 3x3 depthwise
-convolution with the bias and activation fused into its inner loop.
+"""Compiled loops behind FusedConv: bias + residual + activation in one pass, and a 3x3
+depthwise convolution with the bias and activation fused into its inner loop.
 
-After a GEMM-based convolution numpy would add the bias in one pass and apply a Clip in two
-more; ``_bias_activation`` does all of it in one pass. numpy's depthwise Conv makes a multiply
-and an add pass over the whole output per kernel tap (18 passes for 3x3), which is memory-bound;
-``_depthwise3x3`` finishes each output element in a register (nine products, bias, activation,
-one store). The input is first split by stride phase so every tap is a contiguous run and the
-inner loop vectorizes. The arithmetic follows ``conv.conv_core``'s depthwise path exactly (taps
-row-major, each product rounded then added, bias last; numba does not contract ``v += x * w``
-into an FMA without fastmath), so results are bit for bit those of Conv then the activation.
+After a GEMM-based convolution numpy would add the bias in one pass, the residual in another and
+apply a Clip in two more; ``_epilogue`` does all of it in one pass. numpy's depthwise Conv makes
+a multiply and an add pass over the whole output per kernel tap (18 passes for 3x3), which is
+memory-bound; ``_depthwise3x3`` finishes each output element in a register (nine products, bias,
+activation, one store). Each input plane is first split by stride phase into a small buffer
+that stays in cache, so every tap is a contiguous run and the inner loop vectorizes. The
+arithmetic follows ``conv.conv_core``'s depthwise path exactly (taps row-major, each product
+rounded then added, bias last; numba does not contract ``v += x * w`` into an FMA without
+fastmath), so results are bit for bit those of Conv then the activation.
+
+Single-threaded on purpose: splitting these loops over Python threads (or numba's workqueue /
+OpenMP layers) made whole MobileNetV2 runs slower on a 2-core machine, where waking a sleeping
+thread costs ~50 us and numpy's OpenBLAS workers spin on the other core between GEMMs.
 
 This module imports numba: course/ops/fused_conv.py imports it on first use, so ``import course``
 stays light. The loops are compiled on first call and cached on disk (``cache=True``).
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numba import njit
 
 from course.ops import _window as win
 
-ACT_CODES = {None: 0, "Relu": 1, "Clip": 2, "LeakyRelu": 3}
+VECTOR_BLOCK = 64  # see _depthwise3x3
+ACT_CODES = {None: 0, "Identity": 0, "Relu": 1, "Clip": 2, "LeakyRelu": 3}
 
 
 @njit(inline="always")
@@ -34,68 +42,132 @@ def _activate(v, act, lo, hi, alpha):
     return v
 
 
-@njit(cache=True, nogil=True)
-def _bias_activation(y, b, has_bias, act, lo, hi, alpha):
-    # y: (N, M, P) contiguous, updated in place: y = act(y + b[m]).
-    n, m, p = y.shape
-    for i in range(n):
-        for ch in range(m):
-            row = y[i, ch]
-            bias = b[ch] if has_bias else lo  # unused without a bias
-            for o in range(p):
-                v = row[o]
-                if has_bias:
-                    v += bias
-                row[o] = _activate(v, act, lo, hi, alpha)
-    return y
+@njit(inline="always")
+def _gather_row(dst, src, cols, step):
+    # dst[q] = src[q * step]; the common steps get loops of their own (a constant step lets
+    # the copy vectorize). Unsigned indices spare numba's negative-index wraparound check.
+    if step == 1:
+        for q in range(cols):
+            dst[q] = src[np.uintp(q)]
+    elif step == 2:
+        for q in range(cols):
+            dst[q] = src[np.uintp(2 * q)]
+    else:
+        for q in range(cols):
+            dst[q] = src[np.uintp(q * step)]
+
+
+@njit(inline="always")
+def _deinterleave(even, odd, src, n_even, n_odd):
+    # even[q] = src[2q], odd[q] = src[2q + 1]: one pass over src that the compiler vectorizes
+    # (two stride-2 gathers would each read the whole row).
+    both = min(n_even, n_odd)
+    for q in range(both):
+        even[q] = src[np.uintp(2 * q)]
+        odd[q] = src[np.uintp(2 * q + 1)]
+    for q in range(both, n_even):
+        even[q] = src[np.uintp(2 * q)]
+    for q in range(both, n_odd):
+        odd[q] = src[np.uintp(2 * q + 1)]
 
 
 @njit(cache=True, nogil=True)
-def _depthwise3x3(phases, taps, w, b, has_bias, pw, act, lo, hi, alpha, y):
-    # Tap t of channel ch is the contiguous run phases[taps[t, 0], i, ch, taps[t, 1]:][:oh * pw]
-    # (the "shifted flat view" of _window.flat_taps): results land on an (oh, pw) grid whose
-    # columns >= ow are junk, so a channel is one long vectorizable loop, then a crop.
+def _epilogue(y, b, has_bias, z, has_z, act, lo, hi, alpha):
+    # y: (N*M, P) contiguous, updated in place: y = act(y + b[row % M] + z).
+    # Bias first, then the residual: the order of Conv (y += B), then Add(z, y).
+    m = b.shape[0] if has_bias else 1
+    for r in range(y.shape[0]):
+        row = y[r]
+        zrow = z[r] if has_z else row  # unused without a residual
+        bias = b[r % m] if has_bias else lo  # unused without a bias
+        for o in range(row.shape[0]):
+            v = row[o]
+            if has_bias:
+                v += bias
+            if has_z:
+                v += zrow[o]
+            row[o] = _activate(v, act, lo, hi, alpha)
+
+
+@njit(inline="always")
+def _fill_plane(buf, plane, fill, sh, sw, pw):
+    # Phase p of the zero-padded plane, flattened into buf[p]: fill[p] = (a0, ys, rows, b0, xs,
+    # cols) says that rows a0.. and columns b0.. of the phase hold plane[ys::sh, xs::sw].
+    p = 0
+    while p < fill.shape[0]:
+        a0, ys, rows, b0, xs, cols = fill[p, 0], fill[p, 1], fill[p, 2], fill[p, 3], fill[p, 4], fill[p, 5]
+        if sw == 2 and p + 1 < fill.shape[0] and fill[p + 1, 1] == ys and xs + fill[p + 1, 4] == 1:
+            # the two column phases of one row phase: split each input row in one pass
+            e, o = (p, p + 1) if xs == 0 else (p + 1, p)
+            for a in range(rows):
+                _deinterleave(buf[e, (a0 + a) * pw + fill[e, 3]:], buf[o, (a0 + a) * pw + fill[o, 3]:],
+                              plane[ys + a * sh], fill[e, 5], fill[o, 5])
+            p += 2
+        else:
+            for a in range(rows):
+                _gather_row(buf[p, (a0 + a) * pw + b0:], plane[ys + a * sh, xs:], cols, sw)
+            p += 1
+
+
+@njit(cache=True, nogil=True)
+def _depthwise3x3(x, fill, taps, w, b, has_bias, sh, sw, ph, pw, act, lo, hi, alpha, y):
+    # Plane by plane: the zero-padded input plane is split by stride phase into a small buffer
+    # (_fill_plane), so tap t is the contiguous run buf[taps[t, 0], taps[t, 1]:][:oh * pw] (the
+    # "shifted flat view" of _window.flat_taps). Results land on an (oh, pw) grid whose columns
+    # >= ow are junk, so a plane is one long vectorizable loop, then a crop. The buffer holds one
+    # plane and stays in cache (splitting the whole tensor first would write it all out and read
+    # it back); its padding cells are zeroed once and never written, so they stay zero.
     n, c, oh, ow = y.shape
-    size = oh * pw
+    # The tap loop runs over whole blocks of VECTOR_BLOCK elements: the compiler's vector loop
+    # handles a multiple of its (unrolled) width and leaves the rest to a scalar loop, which for
+    # small planes (7x7 gives a 63-element grid) would be the whole plane. The extra elements
+    # read zeros past the end of the buffer and land in the junk part of the grid.
+    size = -(-oh * pw // VECTOR_BLOCK) * VECTOR_BLOCK
+    buf = np.zeros((fill.shape[0], ph * pw + size - oh * pw), dtype=x.dtype)
     grid = np.empty(size, dtype=y.dtype)
-    for i in range(n):
-        for ch in range(c):
-            w0, w1, w2 = w[ch, 0, 0, 0], w[ch, 0, 0, 1], w[ch, 0, 0, 2]
-            w3, w4, w5 = w[ch, 0, 1, 0], w[ch, 0, 1, 1], w[ch, 0, 1, 2]
-            w6, w7, w8 = w[ch, 0, 2, 0], w[ch, 0, 2, 1], w[ch, 0, 2, 2]
-            bias = b[ch] if has_bias else w0  # unused without a bias
-            t0 = phases[taps[0, 0], i, ch, taps[0, 1]:taps[0, 1] + size]
-            t1 = phases[taps[1, 0], i, ch, taps[1, 1]:taps[1, 1] + size]
-            t2 = phases[taps[2, 0], i, ch, taps[2, 1]:taps[2, 1] + size]
-            t3 = phases[taps[3, 0], i, ch, taps[3, 1]:taps[3, 1] + size]
-            t4 = phases[taps[4, 0], i, ch, taps[4, 1]:taps[4, 1] + size]
-            t5 = phases[taps[5, 0], i, ch, taps[5, 1]:taps[5, 1] + size]
-            t6 = phases[taps[6, 0], i, ch, taps[6, 1]:taps[6, 1] + size]
-            t7 = phases[taps[7, 0], i, ch, taps[7, 1]:taps[7, 1] + size]
-            t8 = phases[taps[8, 0], i, ch, taps[8, 1]:taps[8, 1] + size]
-            for j in range(size):  # taps in row-major order, as numpy's Conv adds them
-                v = t0[j] * w0
-                v += t1[j] * w1
-                v += t2[j] * w2
-                v += t3[j] * w3
-                v += t4[j] * w4
-                v += t5[j] * w5
-                v += t6[j] * w6
-                v += t7[j] * w7
-                v += t8[j] * w8
-                if has_bias:
-                    v += bias
-                grid[j] = _activate(v, act, lo, hi, alpha)
-            for r in range(oh):
-                src, dst = grid[r * pw:r * pw + ow], y[i, ch, r]
-                for o in range(ow):
-                    dst[o] = src[o]
-    return y
+    for k in range(n * c):
+        i, ch = k // c, k % c
+        _fill_plane(buf, x[i, ch], fill, sh, sw, pw)
+        w0, w1, w2 = w[ch, 0, 0, 0], w[ch, 0, 0, 1], w[ch, 0, 0, 2]
+        w3, w4, w5 = w[ch, 0, 1, 0], w[ch, 0, 1, 1], w[ch, 0, 1, 2]
+        w6, w7, w8 = w[ch, 0, 2, 0], w[ch, 0, 2, 1], w[ch, 0, 2, 2]
+        bias = b[ch] if has_bias else w0  # unused without a bias
+        t0 = buf[taps[0, 0], taps[0, 1]:taps[0, 1] + size]
+        t1 = buf[taps[1, 0], taps[1, 1]:taps[1, 1] + size]
+        t2 = buf[taps[2, 0], taps[2, 1]:taps[2, 1] + size]
+        t3 = buf[taps[3, 0], taps[3, 1]:taps[3, 1] + size]
+        t4 = buf[taps[4, 0], taps[4, 1]:taps[4, 1] + size]
+        t5 = buf[taps[5, 0], taps[5, 1]:taps[5, 1] + size]
+        t6 = buf[taps[6, 0], taps[6, 1]:taps[6, 1] + size]
+        t7 = buf[taps[7, 0], taps[7, 1]:taps[7, 1] + size]
+        t8 = buf[taps[8, 0], taps[8, 1]:taps[8, 1] + size]
+        for j in range(size):  # taps in row-major order, as numpy's Conv adds them
+            v = t0[j] * w0
+            v += t1[j] * w1
+            v += t2[j] * w2
+            v += t3[j] * w3
+            v += t4[j] * w4
+            v += t5[j] * w5
+            v += t6[j] * w6
+            v += t7[j] * w7
+            v += t8[j] * w8
+            if has_bias:
+                v += bias
+            grid[j] = _activate(v, act, lo, hi, alpha)
+        for r in range(oh):
+            src, dst = grid[r * pw:r * pw + ow], y[i, ch, r]
+            for o in range(ow):
+                dst[o] = src[o]
 
 
 def scalars(dtype, activation, params):
     """(code, lo, hi, alpha) for the kernels; typed scalars keep their arithmetic in x's dtype."""
-    t = np.dtype(dtype).type
+    return _scalars(np.dtype(dtype), activation, tuple(params))
+
+
+@lru_cache(maxsize=64)
+def _scalars(dtype, activation, params):
+    t = dtype.type
     lo = t(params[0]) if activation == "Clip" else t(0)
     hi = t(params[1]) if activation == "Clip" else t(0)
     alpha = t(params[0]) if activation == "LeakyRelu" else t(0)
@@ -106,11 +178,16 @@ def supports_dtype(y: np.ndarray) -> bool:
     return y.dtype in (np.float32, np.float64)
 
 
-def bias_activation(y: np.ndarray, b, activation, params) -> np.ndarray:
-    """y (N, M, ...) contiguous, in place: y = activation(y + b[m]) in one pass."""
+def epilogue(y: np.ndarray, b, activation, params, z=None) -> np.ndarray:
+    """y (N, M, ...) contiguous, in place: y = activation(y + b[m] + z) in one pass. ``z``
+    (optional) is a residual of y's shape and dtype."""
+    if y.size == 0:
+        return y
     code, lo, hi, alpha = scalars(y.dtype, activation, params)
     bias = b.astype(y.dtype, copy=False) if b is not None else np.zeros(0, y.dtype)
-    _bias_activation(y.reshape(y.shape[0], y.shape[1], -1), bias, b is not None, code, lo, hi, alpha)
+    rows = y.reshape(y.shape[0] * y.shape[1], -1)
+    zrows = np.ascontiguousarray(z).reshape(rows.shape) if z is not None else rows
+    _epilogue(rows, bias, b is not None, zrows, z is not None, code, lo, hi, alpha)
     return y
 
 
@@ -120,30 +197,35 @@ def supports_depthwise(x: np.ndarray, w: np.ndarray, group: int) -> bool:
             and x.dtype == w.dtype and x.dtype in (np.float32, np.float64))
 
 
-def _phases(x: np.ndarray, k, s, d, pb, out) -> tuple[np.ndarray, np.ndarray, int]:
-    """The zero-padded input split by stride phase, each phase's (PH, PW) plane flattened, in one
-    copy; plus each tap's (phase, flat offset) and the grid width PW (as in _window.flat_taps)."""
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = k, s, d, out
-    ph_h, pw = oh + ((kh - 1) * dh) // sh + 1, ow + ((kw - 1) * dw) // sw
-    n, c, h, w = x.shape
-    used = sorted({((a * dh) % sh, (q * dw) % sw) for a in range(kh) for q in range(kw)})
-    phases = np.zeros((len(used), n, c, ph_h, pw), dtype=x.dtype)
-    for idx, (r, q) in enumerate(used):
-        a0, ys, rows = win._phase_axis(h, r, sh, pb[0], ph_h)
-        b0, xs, cols = win._phase_axis(w, q, sw, pb[1], pw)
-        if rows and cols:
-            phases[idx, :, :, a0:a0 + rows, b0:b0 + cols] = x[:, :, ys::sh, xs::sw][:, :, :rows, :cols]
+@lru_cache(maxsize=256)
+def _plan(in_hw, strides, pads, dilations, auto_pad):
+    """Geometry of a 3x3 depthwise conv, computed once per shape: output (OH, OW), stride, the
+    phase planes' (PH, PW), where each phase's real input goes (``fill``, one row per phase:
+    a0, ys, rows, b0, xs, cols, as in _window._phase_axis) and each tap's (phase, flat offset)."""
+    k, s, p, d = win.spatial_attrs(2, (3, 3), strides, pads, dilations, auto_pad)
+    (oh, ow), pb, _ = win.geometry(in_hw, k, s, p, d, auto_pad)
+    (sh, sw), (dh, dw) = s, d
+    ph, pw = oh + (2 * dh) // sh + 1, ow + (2 * dw) // sw
+    used = sorted({((a * dh) % sh, (q * dw) % sw) for a in range(3) for q in range(3)})
+    fill = np.array([win._phase_axis(in_hw[0], r, sh, pb[0], ph) + win._phase_axis(in_hw[1], q, sw, pb[1], pw)
+                     for r, q in used], dtype=np.int64).reshape(len(used), 6)
     taps = np.array([(used.index(((a * dh) % sh, (q * dw) % sw)), ((a * dh) // sh) * pw + (q * dw) // sw)
-                     for a in range(kh) for q in range(kw)], dtype=np.int64)
-    return phases.reshape(len(used), n, c, -1), taps, pw
+                     for a in range(3) for q in range(3)], dtype=np.int64)
+    fill.flags.writeable = taps.flags.writeable = False  # shared by every call with this geometry
+    return (oh, ow), (sh, sw), (ph, pw), fill, taps
+
+
+def _key(v):
+    return None if v is None else tuple(int(i) for i in v)
 
 
 def depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, activation=None, params=()):
     """3x3 depthwise conv of x (N, C, H, W) with w (C, 1, 3, 3), + b, then the activation."""
-    k, s, p, d = win.spatial_attrs(2, w.shape[2:], strides, pads, dilations, auto_pad)
-    out, pb, pe = win.geometry(x.shape[2:], k, s, p, d, auto_pad)
-    phases, taps, pw = _phases(x, k, s, d, pb, out)
-    y = np.empty(x.shape[:2] + tuple(out), dtype=x.dtype)
+    (oh, ow), (sh, sw), (ph, pw), fill, taps = _plan(x.shape[2:], _key(strides), _key(pads),
+                                                    _key(dilations), auto_pad)
+    x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
+    y = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
     code, lo, hi, alpha = scalars(x.dtype, activation, params)
     bias = b.astype(x.dtype, copy=False) if b is not None else np.zeros(0, x.dtype)
-    return _depthwise3x3(phases, taps, np.ascontiguousarray(w), bias, b is not None, pw, code, lo, hi, alpha, y)
+    _depthwise3x3(x, fill, taps, w, bias, b is not None, sh, sw, ph, pw, code, lo, hi, alpha, y)
+    return y

@@ -111,7 +111,7 @@ def flat_taps(x: np.ndarray, kernel, strides, dilations, pads_begin, out):
             b0, xs, cw = _phase_axis(w, r[1], sw, pads_begin[1], PW)
             if ch and cw:
                 ph[:, :, a0:a0 + ch, b0:b0 + cw] = x[:, :, ys::sh, xs::sw][:, :, :ch, :cw]
-            phases[r] = ph.reshape(n, c, -1)
+            phases[r] = ph.reshape(n, c, PH * PW)
     taps = []
     for i, j in np.ndindex(kh, kw):
         off = ((i * dh) // sh) * PW + (j * dw) // sw

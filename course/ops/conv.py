@@ -5,6 +5,8 @@ accumulates one whole-tensor multiply-add per kernel tap instead of a tiny GEMM 
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from course.errors import ShapeError
@@ -18,11 +20,10 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
     n, c, m, nsp = x.shape[0], x.shape[1], w.shape[0], x.ndim - 2
     if w.ndim != x.ndim or c != w.shape[1] * group or m % group:
         raise ShapeError(f"X {x.shape} and W {w.shape} do not fit group={group}")
-    k, s, p, d = win.spatial_attrs(nsp, w.shape[2:], strides, pads, dilations, auto_pad)
-    out, pb, pe = win.geometry(x.shape[2:], k, s, p, d, auto_pad)
+    k, s, d, out, pb, pe = _setup(x.shape[2:], w.shape[2:], _key(strides), _key(pads), _key(dilations), auto_pad)
     if group == 1 and all(v == 1 for v in k):  # 1x1: a plain matmul, no im2col at all
         xs = win.tap_view(win.pad_input(x, pb, pe), (0,) * nsp, out, s, d)
-        return np.matmul(w.reshape(m, c), xs.reshape(n, c, -1)).reshape((n, m) + tuple(out))
+        return np.matmul(w.reshape(m, c), xs.reshape(n, c, int(np.prod(out)))).reshape((n, m) + tuple(out))
     if nsp == 2:  # every tap is a contiguous slice; results live on an (OH, PW) grid
         taps, width = win.flat_taps(x, k, s, d, pb, out)
     else:
@@ -36,13 +37,30 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
         for t in range(1, len(taps)):
             y += np.multiply(taps[t], wk[:, t], out=tmp)
     else:  # im2col: one strided copy per tap, then one batched BLAS matmul over the groups
-        col = np.empty((n, c, len(taps)) + taps[0].shape[2:], dtype=x.dtype)
+        # The copy drops the grid's junk columns, so the GEMM computes only real outputs (a 3x3
+        # grid is (OW + 2) / OW as wide: 9/7 at 7x7, where ResNet's widest convs run).
+        grid = (n, c) + tuple(out[:-1]) + (width,)
+        col = np.empty((n, c, len(taps)) + tuple(out), dtype=x.dtype)
         for t, view in enumerate(taps):
-            col[:, :, t] = view
-        col = col.reshape(n, group, (c // group) * len(taps), -1)
+            col[:, :, t] = view.reshape(grid)[..., :out[-1]]
+        col = col.reshape(n, group, (c // group) * len(taps), int(np.prod(out)))
         y = np.matmul(w.reshape(group, m // group, -1), col)  # (N, group, M/group, P)
+        return y.reshape((n, m) + tuple(out))
     y = y.reshape((n, m) + tuple(out[:-1]) + (width,))
     return y if width == out[-1] else np.ascontiguousarray(y[..., :out[-1]])
+
+
+def _key(v):
+    return None if v is None else tuple(int(i) for i in v)
+
+
+@lru_cache(maxsize=512)
+def _setup(in_dims, kernel, strides, pads, dilations, auto_pad):
+    """(kernel, strides, dilations, out_dims, pads_begin, pads_end) as tuples, worked out once per
+    geometry: a model runs the same few shapes over and over."""
+    k, s, p, d = win.spatial_attrs(len(in_dims), kernel, strides, pads, dilations, auto_pad)
+    out, pb, pe = win.geometry(in_dims, k, s, p, d, auto_pad)
+    return tuple(k), tuple(s), tuple(d), tuple(out), tuple(pb), tuple(pe)
 
 
 def conv_infer_shape(ctx: InferContext, x_shape, w_shape, m_channels=None):

@@ -1,22 +1,25 @@
-"""FusedConv (domain "course"): Conv followed by an activation, applied in place on its output.
+"""FusedConv (domain "course"): Conv, plus an optional residual Z, then an activation, applied in
+place on the convolution's output: ``Y = activation(Conv(X, W, B) + Z)``.
 
-Written by the ``FuseConvActivation`` pass, never by model authors. ``activation`` is "Relu",
-"Clip" (``activation_params`` = [min, max]) or "LeakyRelu" (``activation_params`` = [alpha]).
-The results are bit for bit those of the two separate nodes; what is saved is a full-size
-temporary and passes over memory: bias and activation run as one compiled pass, and a 3x3
-depthwise convolution (MobileNet's) runs a compiled kernel with both fused into its inner loop
-(course/ops/_fused_kernels.py). float16 takes the plain numpy route.
+Written by the ``FuseConvActivation`` and ``FuseConvAdd`` passes, never by model authors.
+``activation`` is "Relu", "Clip" (``activation_params`` = [min, max]), "LeakyRelu"
+(``activation_params`` = [alpha]) or "Identity" (none; only useful with Z). Z broadcasts like
+Add's inputs. The results are bit for bit those of the separate nodes; what is saved is
+full-size temporaries and passes over memory: bias, residual and activation run as one compiled
+pass, and a 3x3 depthwise convolution (MobileNet's) runs a compiled kernel with bias and
+activation fused into its inner loop (course/ops/_fused_kernels.py). float16 takes the plain
+numpy route.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from course.errors import OpAttributeError, ShapeError
-from course.ops.base import REQUIRED, InferContext, Op
+from course.errors import DTypeError, OpAttributeError, ShapeError
+from course.ops.base import REQUIRED, InferContext, Op, broadcast_shapes
 from course.ops.conv import CONV_ATTRS, Conv, conv_core
 from course.ops.registry import register
 
-ACTIVATIONS = {"Relu": 0, "Clip": 2, "LeakyRelu": 1}  # name -> number of activation_params
+ACTIVATIONS = {"Relu": 0, "Clip": 2, "LeakyRelu": 1, "Identity": 0}  # name -> number of activation_params
 
 
 def check_activation(activation, params) -> None:
@@ -28,6 +31,8 @@ def check_activation(activation, params) -> None:
 def activate_inplace(y: np.ndarray, activation: str, params) -> np.ndarray:
     """Apply the activation to ``y`` in place, with the same rounding as the standalone kernels."""
     check_activation(activation, params)
+    if activation == "Identity":
+        return y
     if activation == "Relu":
         np.maximum(y, y.dtype.type(0), out=y)
     elif activation == "Clip":  # max first, then min: min wins when lo > hi, as ONNX specifies
@@ -41,24 +46,41 @@ def activate_inplace(y: np.ndarray, activation: str, params) -> np.ndarray:
 @register("FusedConv", since=1, domain="course")
 class FusedConv(Op):
     attrs = {**CONV_ATTRS, "activation": REQUIRED, "activation_params": []}
-    num_inputs = (2, 3)
+    num_inputs = (2, 4)
+
+    def infer_dtype(self, ctx: InferContext):
+        if ctx.dtype(3) is not None and ctx.dtype(0) is not None and ctx.dtype(3) != ctx.dtype(0):
+            raise DTypeError(f"Z has element type {ctx.dtype(3)} but X has {ctx.dtype(0)}")
+        return [ctx.dtype(0)]
 
     def infer_shape(self, ctx: InferContext):
         check_activation(ctx.attrs["activation"], ctx.attrs["activation_params"])
-        return Conv.infer_shape(self, ctx)
+        y = Conv.infer_shape(self, ctx)[0]
+        if len(ctx.inputs) > 3 and ctx.inputs[3] is not None:
+            y = broadcast_shapes(y, ctx.shape(3))
+        return [y]
 
-    def compute(self, x, w, b=None, activation="Relu", activation_params=(), auto_pad="NOTSET",
+    def compute(self, x, w, b=None, z=None, activation="Relu", activation_params=(), auto_pad="NOTSET",
                 dilations=None, group=1, kernel_shape=None, pads=None, strides=None):
         check_activation(activation, activation_params)
         from course.ops import _fused_kernels as fk  # imports numba: only once a FusedConv runs
 
         if kernel_shape is not None and tuple(kernel_shape) != w.shape[2:]:
             raise ShapeError(f"kernel_shape {list(kernel_shape)} does not match W {w.shape}")
+        if z is not None and z.dtype != x.dtype:
+            raise DTypeError(f"Z has element type {z.dtype} but X has {x.dtype}")
         if fk.supports_depthwise(x, w, group):
-            return fk.depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, activation, activation_params)
-        y = conv_core(x, w, group, strides, pads, dilations, auto_pad)  # a fresh array: ours to write
-        if fk.supports_dtype(y) and y.flags.c_contiguous:
-            return fk.bias_activation(y, b, activation, activation_params)
+            if z is None:
+                return fk.depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, activation,
+                                           activation_params)
+            y, b = fk.depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, "Identity"), None
+        else:
+            y = conv_core(x, w, group, strides, pads, dilations, auto_pad)  # a fresh array: ours to write
+        fast = fk.supports_dtype(y) and y.flags.c_contiguous
+        if fast and (z is None or z.shape == y.shape):
+            return fk.epilogue(y, b, activation, activation_params, z)
         if b is not None:
             y += b.reshape((-1,) + (1,) * (y.ndim - 2))
+        if z is not None:
+            y = np.add(y, z)  # Add's broadcasting; may grow y, so not in place
         return activate_inplace(y, activation, activation_params)

@@ -13,14 +13,16 @@ from course.passes.base import Pass, PassError, PassManager, PassResult
 from course.passes.eliminate_identity import EliminateIdentity
 from course.passes.fold_batchnorm import FoldBatchNorm
 from course.passes.fuse_conv_activation import FuseConvActivation
+from course.passes.fuse_conv_add import FuseConvAdd
 
 
 def default_passes(protected: Iterable[str] = ()) -> list[Pass]:
     """The passes the session runs, in order. ``protected`` op types are left untouched (the
     session passes the op types that have custom kernels)."""
     protected = frozenset(protected)
-    return [EliminateIdentity(protected), FoldBatchNorm(protected), FuseConvActivation(protected)]
+    return [EliminateIdentity(protected), FoldBatchNorm(protected), FuseConvActivation(protected),
+            FuseConvAdd(protected)]
 
 
 __all__ = ["Pass", "PassError", "PassManager", "PassResult", "EliminateIdentity", "FoldBatchNorm",
-           "FuseConvActivation", "default_passes"]
+           "FuseConvActivation", "FuseConvAdd", "default_passes"]
