@@ -46,14 +46,43 @@ def relative_error(actual, expected) -> float:
 
 
 def median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 0) -> float:
+    return statistics.median(_timed_runs(fn, max(1, repeat), warmup))
+
+
+def _timed_runs(fn: Callable[[], object], n: int, warmup: int) -> list[float]:
     for _ in range(warmup):
         fn()
     times = []
-    for _ in range(max(1, repeat)):
+    for _ in range(n):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
+
+
+ROUNDS = 5  # runtimes take turns this many times, so a slow spell of a shared machine hits all
+# Pause before each block: OpenBLAS and onnxruntime worker threads spin for a while after their
+# last job (OpenBLAS: about 2^28 cycles); a runtime timed while the other's threads still spin
+# would be charged for them.
+SETTLE_S = 0.25
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int, warmup: int) -> dict[str, float]:
+    """Median seconds of each callable over ``repeat`` runs taken in ROUNDS alternating blocks.
+
+    Timing one runtime after another lets drift on a noisy machine (other tenants, frequency
+    changes) land on one of them; alternating blocks spreads it over all. Each block starts with
+    pause and one untimed run so that a previous runtime's spinning worker threads have settled."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for k, fn in fns.items():
+        _timed_runs(fn, 0, warmup)
+    per_round = [repeat // ROUNDS + (1 if r < repeat % ROUNDS else 0) for r in range(ROUNDS)]
+    for n in per_round:
+        for k, fn in fns.items():
+            if n:
+                time.sleep(SETTLE_S)
+                times[k] += _timed_runs(fn, n, 1)
+    return {k: statistics.median(v) for k, v in times.items() if v}
 
 
 # ---- the machine -----------------------------------------------------------------------------
@@ -154,8 +183,10 @@ def bench_model(name: str, model, *, repeat: int = 20, warmup: int = 3, threads:
     ort_all, ort_none = (_ort_session(data, lvl, threads) for lvl in ("ORT_ENABLE_ALL",
                                                                      "ORT_DISABLE_ALL"))
     row.rel_err = relative_error(ours.run(None, feed)[0], ort_none.run(None, feed)[0])
-    for key, sess in (("ours", ours), ("ort_all", ort_all), ("ort_none", ort_none)):
-        row.ms[key] = 1e3 * median_seconds(lambda s=sess: s.run(None, feed), repeat, warmup)
+    runs = {key: (lambda s=sess: s.run(None, feed))
+            for key, sess in (("ours", ours), ("ort_all", ort_all), ("ort_none", ort_none))}
+    for key, sec in interleaved_medians(runs, max(1, repeat), warmup).items():
+        row.ms[key] = 1e3 * sec
     if reference:
         ref = ReferenceEvaluator(model)
         row.ms["reference"] = 1e3 * median_seconds(lambda: ref.run(None, feed), reference_repeat)
@@ -277,7 +308,7 @@ def _run(args, names: list[str]) -> int:
     for k, v in machine_info().items():
         print(f"{k + ':':13}{v}")
     size = "32x32 tiny" if args.tiny else "224x224"
-    print(f"batch 1, {size}; median of {args.repeat} after {args.warmup} warm-up; "
+    print(f"batch 1, {size}; median of {args.repeat} runs in {ROUNDS} alternating rounds after {args.warmup} warm-up; "
           f"ORT intra_op_num_threads={args.threads}\n")
     rows, profiles = [], []
     for name in names:
