@@ -16,6 +16,13 @@ _abs = _np.abs
 _isnan = _np.isnan
 _isinf = _np.isinf
 _array_equal = _np.array_equal
+_array = _np.array
+_argwhere = _np.argwhere
+_dtype = _np.dtype
+_ndarray = _np.ndarray
+_generic = _np.generic
+_float64 = _np.float64
+_default_rng = _np.random.default_rng
 
 # (rtol, atol) per dtype: fp32 results from differently ordered sums agree to ~1e-5 relative.
 TOLERANCES: dict[str, tuple[float, float]] = {
@@ -27,7 +34,7 @@ TOLERANCES: dict[str, tuple[float, float]] = {
 
 
 def tolerance(dtype) -> tuple[float, float]:
-    name = _np.dtype(dtype).name
+    name = _dtype(dtype).name
     if name in TOLERANCES:
         return TOLERANCES[name]
     return (0.0, 0.0)  # integers and booleans must match exactly
@@ -39,12 +46,12 @@ def assert_close(actual, expected, *, rtol: float | None = None, atol: float | N
 
     Tolerances come from the expected dtype unless given. NaNs must match position for position.
     """
-    if not isinstance(actual, (_np.ndarray, _np.generic, int, float, bool, list, tuple)):
+    if not isinstance(actual, (_ndarray, _generic, int, float, bool, list, tuple)):
         raise AssertionError(f"{what}: expected an array, got {type(actual).__name__}")
     exp = _asarray(expected)
     act = _asarray(actual)
-    if type(act) is not _np.ndarray:  # a subclass could override comparisons
-        act = _np.array(act, copy=True).view(_np.ndarray)
+    if type(act) is not _ndarray:  # a subclass could override comparisons
+        act = _array(act, copy=True).view(_ndarray)
     if check_shape and act.shape != exp.shape:
         raise AssertionError(f"{what}: shape {act.shape} != expected {exp.shape}")
     if check_dtype and act.dtype != exp.dtype:
@@ -57,11 +64,11 @@ def assert_close(actual, expected, *, rtol: float | None = None, atol: float | N
             bad = int((act != exp).sum()) if act.shape == exp.shape else "?"
             raise AssertionError(f"{what}: {bad} element(s) differ from the expected integers")
         return
-    a64 = act.astype(_np.float64)
-    e64 = exp.astype(_np.float64)
+    a64 = act.astype(_float64)
+    e64 = exp.astype(_float64)
     ok = _isclose(a64, e64, rtol=rtol, atol=atol, equal_nan=True)
     if not bool(ok.all()):
-        idx = tuple(int(i) for i in _np.argwhere(~ok)[0])
+        idx = tuple(int(i) for i in _argwhere(~ok)[0])
         err = float(_abs(a64 - e64)[~ok].max())
         raise AssertionError(
             f"{what}: {int((~ok).sum())} of {ok.size} elements differ (first at {idx}: "
@@ -70,13 +77,13 @@ def assert_close(actual, expected, *, rtol: float | None = None, atol: float | N
 
 def rng(seed: int = 0) -> _np.random.Generator:
     """The seeded generator every test uses, so failures reproduce."""
-    return _np.random.default_rng(seed)
+    return _default_rng(seed)
 
 
 def random_tensor(shape, dtype="float32", seed: int = 0, low: float = -1.0, high: float = 1.0) -> _np.ndarray:
     """Seeded uniform data in [low, high) (integers: inclusive range)."""
     g = rng(seed)
-    dt = _np.dtype(dtype)
+    dt = _dtype(dtype)
     if dt.kind in "iu":
         return g.integers(int(low), int(high) + 1, size=shape).astype(dt)
     if dt.kind == "b":

@@ -75,6 +75,22 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
     return tuple(out)
 
 
+def _check_attr_type(name: str, value: Any, default: Any) -> None:
+    """An attribute whose default has a type must come with that type (ints for int attributes,
+    ints or floats for float ones...): a model that sets ``axis="a"`` fails here with a clear
+    message instead of deep inside a kernel. Attributes defaulting to None/REQUIRED are unchecked."""
+    ok = {int: lambda v: isinstance(v, (int, np.integer)),
+          float: lambda v: isinstance(v, (int, float, np.integer, np.floating)),
+          str: lambda v: isinstance(v, str),
+          list: lambda v: isinstance(v, (list, tuple))}.get(type(default))
+    if ok is not None and not ok(value):
+        raise OpAttributeError(f"attribute {name!r} must be {_KIND[type(default)]}, got "
+                               f"{type(value).__name__} {value!r}")
+
+
+_KIND = {int: "an int", float: "a float", str: "a string", list: "a list"}
+
+
 class Op:
     """Base class of every operator. Subclasses set the class attributes below."""
 
@@ -100,6 +116,7 @@ class Op:
         out = {}
         for name, default in self.attrs.items():
             if name in given:
+                _check_attr_type(name, given[name], default)
                 out[name] = given[name]
             elif default is REQUIRED:
                 raise OpAttributeError(f"required attribute {name!r} is missing")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course.errors import ShapeError
+from course.errors import OpAttributeError, ShapeError
 from course.ops.base import REQUIRED, InferContext, Op
 from course.ops.registry import register
 
@@ -13,6 +13,8 @@ class LRN(Op):
     attrs = {"alpha": 1e-4, "beta": 0.75, "bias": 1.0, "size": REQUIRED}
 
     def infer_shape(self, ctx: InferContext):
+        if not isinstance(ctx.attrs["size"], int) or ctx.attrs["size"] < 1:
+            raise OpAttributeError(f"size must be a positive int (channels in the window), got {ctx.attrs['size']!r}")
         x = ctx.shape(0)
         if x is not None and len(x) < 3:
             raise ShapeError(f"X has rank {len(x)}; LRN needs (N, C, spatial...)")

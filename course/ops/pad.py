@@ -26,9 +26,17 @@ def full_pads(rank, pads, axes=None):
     return out
 
 
+def _check_cropped_sizes(shape, pads):
+    """Negative pads crop, but never past the start of the axis."""
+    for i, (d, (b, e)) in enumerate(zip(shape, pads)):
+        if isinstance(d, int) and d + b + e < 0:
+            raise ShapeError(f"pads ({b}, {e}) on axis {i} of size {d} give a negative size {d + b + e}")
+
+
 def pad_array(x, pads, mode, value):
     if mode not in _MODES:
         raise OpAttributeError(f"mode {mode!r} is not one of {sorted(_MODES)}")
+    _check_cropped_sizes(x.shape, pads)
     crop = tuple(slice(-min(b, 0), x.shape[i] + min(e, 0)) for i, (b, e) in enumerate(pads))
     x = x[crop]
     widths = [(max(b, 0), max(e, 0)) for b, e in pads]
@@ -51,6 +59,7 @@ class Pad(Op):
         p = self._pads(ctx, len(x))
         if p is None:
             return [(None,) * len(x)]
+        _check_cropped_sizes(x, p)
         return [tuple(d + b + e if isinstance(d, int) else (d if b == e == 0 else None) for d, (b, e) in zip(x, p))]
 
     def compute(self, x, mode="constant", pads=None, value=0.0):
