@@ -155,6 +155,8 @@ BAD_MODELS = {
     "Pad crops past the start": (lambda: model([h.make_node("Pad", ["x", "p"], ["y"], name="pad")], X, Y,
                                                {"p": np.array([-5, 0, 0, 0], np.int64)}),
                                  ShapeError, "node 'pad' \\(Pad\\): pads \\(-5, 0\\) on axis 0 of size 2"),
+    "no outputs": (lambda: model([h.make_node("Relu", ["x"], ["y"], name="r")], X, []),
+                   ModelError, "declares no outputs"),
     "missing input": (lambda: model([h.make_node("Gemm", ["x"], ["y"], name="gemm")], X, Y),
                       ModelError, "node 'gemm' \\(Gemm\\): takes 2 to 3 input\\(s\\), got 1"),
 }

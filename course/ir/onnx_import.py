@@ -138,6 +138,8 @@ class _Builder:
         return out
 
     def _outputs(self) -> list[Value]:
+        if not self.g.output:
+            raise ModelError("the graph declares no outputs: there is nothing to compute")
         out = []
         for vi in self.g.output:
             v = self.values.get(vi.name)
