@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -26,6 +27,9 @@ _MAGIC = re.compile(r"^\s*[%!]")
 class InprocResult:
     tests: dict[str, Optional[str]] = field(default_factory=dict)  # test id -> None or error line
     errors: dict[str, str] = field(default_factory=dict)  # non-test cell id -> error line
+    stderr: dict[str, str] = field(default_factory=dict)  # test id -> what it wrote to stderr (if any)
+    cpu_seconds: float = 0.0
+    namespace: dict = field(default_factory=dict, repr=False)  # the notebook's globals afterwards
 
     def failed(self) -> list[str]:
         return [t for t, err in self.tests.items() if err is not None]
@@ -63,8 +67,9 @@ def run_notebook(path: Path | str, replace: dict[str, str] | None = None,
             raise KeyError(f"no test cells for exercise {stop_after_tests_of!r} in {path}")
         last = tests[-1]
     ns: dict = {"__name__": "__main__"}
-    result = InprocResult()
+    result = InprocResult(namespace=ns)
     sink = io.StringIO()
+    t0 = time.process_time()
     for k, (cell, cid) in enumerate(zip(code_cells, ids)):
         if (stop_after_tests_of is not None and cell_kind(cell) == "test"
                 and exercise_of(cid, exercises) != stop_after_tests_of):
@@ -73,9 +78,9 @@ def run_notebook(path: Path | str, replace: dict[str, str] | None = None,
         # A magic or shell line becomes `pass` at the same indent, so `if ...:` blocks stay valid.
         src = "\n".join(re.sub(r"^(\s*)[%!].*$", r"\1pass", l) if _MAGIC.match(l) else l
                         for l in src.splitlines())
-        err = None
+        err, errsink = None, io.StringIO()
         try:
-            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(errsink):
                 exec(compile(src, f"<cell {cid}>", "exec"), ns)
         except BaseException as e:  # noqa: BLE001 - a failing cell is data here
             if isinstance(e, KeyboardInterrupt):
@@ -84,8 +89,11 @@ def run_notebook(path: Path | str, replace: dict[str, str] | None = None,
             err = f"{type(e).__name__}: {first}"
         if cell_kind(cell) == "test":
             result.tests[cid] = err
+            if errsink.getvalue():
+                result.stderr[cid] = errsink.getvalue()
         elif err is not None:
             result.errors[cid] = err
         if last is not None and k >= last:
             break
+    result.cpu_seconds = time.process_time() - t0
     return result

@@ -2,6 +2,7 @@
 unique grade ids, hidden tests for every exercise, and no solution text in the released notebook."""
 from __future__ import annotations
 
+import ast
 import re
 
 from autograder.authoring import cell_kind
@@ -45,6 +46,30 @@ def structure_problems(nb) -> list[str]:
         if cell_kind(c) == "solution" and "### BEGIN SOLUTION" not in c.source:
             problems.append(f"solution cell {grade_id(c)} has no ### BEGIN SOLUTION region")
     problems += [f"exercise {ex} has no hidden tests" for ex, n in hidden.items() if n == 0]
+    problems += _test_cell_problems(cells)
+    return problems
+
+
+def _test_cell_problems(cells) -> list[str]:
+    """nbgrader reads a value a test cell displays as partial credit; hypothesis without
+    ``derandomize=True`` would grade the same answer differently from run to run."""
+    problems = []
+    for c in cells:
+        if cell_kind(c) != "test":
+            continue
+        code = "\n".join(re.sub(r"^(\s*)[%!].*$", r"\1pass", l) for l in c.source.splitlines())
+        try:
+            body = ast.parse(code).body
+        except SyntaxError as e:
+            problems.append(f"test cell {grade_id(c)} is not valid Python: {e.msg} (line {e.lineno})")
+            continue
+        # A final call (a check helper returning None) displays nothing; any other expression
+        # (a name, a comparison) shows a value that nbgrader would take as the cell's score.
+        if body and isinstance(body[-1], ast.Expr) and not isinstance(body[-1].value, (ast.Constant, ast.Call)):
+            problems.append(f"test cell {grade_id(c)} ends with a bare expression (nbgrader reads it as a score)")
+        for line in c.source.splitlines():
+            if re.match(r"\s*@\w*settings\(", line) and "derandomize=True" not in line:
+                problems.append(f"test cell {grade_id(c)}: hypothesis settings without derandomize=True")
     return problems
 
 
