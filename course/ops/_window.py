@@ -89,7 +89,7 @@ def _phase_axis(size: int, r: int, s: int, p: int, length: int):
     return a0, src, max(0, count)
 
 
-def flat_taps(x: np.ndarray, kernel, strides, dilations, pads_begin, out):
+def flat_taps(x: np.ndarray, kernel, strides, dilations, pads_begin, out, value=0):
     """2-D windows as contiguous 1-D slices (the "shifted flat view" trick).
 
     The padded input is split into strides[0]*strides[1] phases (padded[r::s]); each phase is a
@@ -97,6 +97,7 @@ def flat_taps(x: np.ndarray, kernel, strides, dilations, pads_begin, out):
     offset, so every tap is the contiguous slice ``phase[..., off:off + OH*PW]`` and results are
     computed on an (OH, PW) grid whose columns >= OW are junk and cropped by the caller.
     Returns (taps, PW) with taps[t] = the (N, C, OH*PW) view for tap t in row-major order.
+    ``value`` fills the padding (MaxPool pads with the lowest value, not 0).
     """
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, strides, dilations, out
     qh, qw = ((kh - 1) * dh) // sh, ((kw - 1) * dw) // sw
@@ -106,7 +107,7 @@ def flat_taps(x: np.ndarray, kernel, strides, dilations, pads_begin, out):
     for i, j in np.ndindex(kh, kw):
         r = ((i * dh) % sh, (j * dw) % sw)
         if r not in phases:
-            ph = np.zeros((n, c, PH, PW), dtype=x.dtype)
+            ph = np.full((n, c, PH, PW), value, dtype=x.dtype)
             a0, ys, ch = _phase_axis(h, r[0], sh, pads_begin[0], PH)
             b0, xs, cw = _phase_axis(w, r[1], sw, pads_begin[1], PW)
             if ch and cw:

@@ -5,11 +5,13 @@ accumulates one whole-tensor multiply-add per kernel tap instead of a tiny GEMM 
 """
 from __future__ import annotations
 
+import weakref
 from functools import lru_cache
 
 import numpy as np
 
 from course.errors import ShapeError
+from course.ops import _blas
 from course.ops import _window as win
 from course.ops.base import InferContext, Op
 from course.ops.registry import register
@@ -26,6 +28,8 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
         return np.matmul(w.reshape(m, c), xs.reshape(n, c, int(np.prod(out)))).reshape((n, m) + tuple(out))
     if nsp == 2:  # every tap is a contiguous slice; results live on an (OH, PW) grid
         taps, width = win.flat_taps(x, k, s, d, pb, out)
+        if group == 1 and _use_tap_gemms(x, w, out):
+            return _tap_gemms(taps, w, n, m, out, width)
     else:
         xp = win.pad_input(x, pb, pe)
         taps = [win.tap_view(xp, t, out, s, d) for t in np.ndindex(*k)]
@@ -48,6 +52,43 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
         return y.reshape((n, m) + tuple(out))
     y = y.reshape((n, m) + tuple(out[:-1]) + (width,))
     return y if width == out[-1] else np.ascontiguousarray(y[..., :out[-1]])
+
+
+def _use_tap_gemms(x, w, out) -> bool:
+    """Shifted GEMMs beat im2col when each tap's GEMM is big enough to run BLAS at speed (measured
+    on ResNet's 3x3 convolutions: 56x56 and 28x28 planes gain, 7x7 loses to the single GEMM)."""
+    return (x.dtype in (np.float32, np.float64) and w.dtype == x.dtype and x.shape[1] >= 16
+            and out[0] * out[1] >= 196 and _blas.available())
+
+
+def _tap_gemms(taps, w, n, m, out, width):
+    """Convolution as one accumulating GEMM per kernel tap, no im2col: Y_grid += W[:, :, i, j] @
+    tap(i, j), where tap(i, j) is a (C, OH*PW) window of the (phase of the) padded input with
+    leading dimension PH*PW (_window.flat_taps). The im2col buffer (C*KH*KW x OH*OW, written then
+    read back) never exists; the price is a grid PW/OW wider than the output, cropped at the end."""
+    wt = _tap_major(w)
+    grid = np.empty((n, m, out[0] * width), dtype=w.dtype)
+    for i in range(n):
+        for t, view in enumerate(taps):
+            _blas.gemm(wt[t], view[i], grid[i], beta=0.0 if t == 0 else 1.0)
+    y = grid.reshape((n, m, out[0], width))
+    return y if width == out[1] else np.ascontiguousarray(y[..., :out[1]])
+
+
+_TAP_MAJOR: dict[int, tuple] = {}
+
+
+def _tap_major(w: np.ndarray) -> np.ndarray:
+    """W (M, C, KH, KW) as (KH*KW, M, C), each tap's matrix contiguous. A session's weights are
+    read-only snapshots, so their rearranged copy is made once and kept while W lives."""
+    key = id(w)
+    hit = _TAP_MAJOR.get(key)
+    if hit is not None and hit[0]() is w:
+        return hit[1]
+    wt = np.ascontiguousarray(w.reshape(w.shape[0], w.shape[1], -1).transpose(2, 0, 1))
+    if not w.flags.writeable:
+        _TAP_MAJOR[key] = (weakref.ref(w, lambda _, key=key: _TAP_MAJOR.pop(key, None)), wt)
+    return wt
 
 
 def _key(v):

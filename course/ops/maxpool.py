@@ -30,6 +30,18 @@ def _indices(x, best_tap, k, s, d, out, pb, storage_order):
     return base + flat
 
 
+def _max_flat(x, k, s, d, pb, out):
+    """2-D MaxPool without Indices through _window.flat_taps: each tap is a contiguous slice of a
+    stride phase of the (lowest-value) padded input, so every max runs over contiguous memory
+    instead of a stride-2 view (ResNet's 3x3/2 pool: ~4x faster)."""
+    taps, width = win.flat_taps(x, k, s, d, pb, out, value=_lowest(x.dtype))
+    y = np.array(taps[0], copy=True)
+    for view in taps[1:]:
+        np.maximum(y, view, out=y)
+    y = y.reshape(x.shape[:2] + (out[0], width))
+    return y if width == out[1] else np.ascontiguousarray(y[..., :out[1]])
+
+
 @register("MaxPool", since=1)
 class MaxPool(_Pool):
     wants_num_outputs = True
@@ -40,6 +52,8 @@ class MaxPool(_Pool):
     def compute(self, x, auto_pad="NOTSET", kernel_shape=None, pads=None, strides=None,
                 storage_order=0, ceil_mode=0, dilations=None, _num_outputs=1):
         k, s, d, out, pb, pe, over = pool_setup(x, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode)
+        if _num_outputs == 1 and x.ndim == 4 and x.size and all(out):
+            return _max_flat(x, k, s, d, pb, out)
         xp = win.pad_input(x, pb, [e + o for e, o in zip(pe, over)], _lowest(x.dtype))
         taps = list(np.ndindex(*k))
         y = np.array(win.tap_view(xp, taps[0], out, s, d), copy=True)

@@ -64,9 +64,20 @@ def build_plan(graph: Graph, custom_kernels: Optional[dict[str, Callable]] = Non
             expect=tuple(_expect(v) for v in node.outputs),
             free=tuple(sorted(s for s in set(free) if s not in keep)),
         ))
-    constants = {slot[id(v)]: v.const_value for v in graph.initializers.values()}
+    constants = {slot[id(v)]: _snapshot(v.const_value) for v in graph.initializers.values()}
     names = {v.name: slot[id(v)] for v in [*graph.inputs, *graph.outputs, *graph.initializers.values()]}
     return Plan(steps, len(slot), constants, names, [v.name for v in graph.values()])
+
+
+def _snapshot(arr: np.ndarray) -> np.ndarray:
+    """A read-only copy: like onnxruntime, a session owns its weights, so later writes to the
+    model's arrays do not reach it, and kernels may keep data derived from them (a rearranged
+    Conv weight) for as long as the array lives."""
+    if not isinstance(arr, np.ndarray):
+        return arr
+    arr = np.array(arr, copy=True)
+    arr.flags.writeable = False
+    return arr
 
 
 def _last_reads(graph: Graph, slot: dict[int, int]) -> dict[int, int]:

@@ -1,0 +1,89 @@
+"""Direct ``cblas_?gemm`` calls into the BLAS numpy itself uses, for what ``np.matmul`` cannot say.
+
+``np.matmul`` always overwrites its output and needs each operand to be one array. A convolution
+done as nine shifted GEMMs (course/ops/conv.py) wants two things more: accumulate into the output
+(``beta = 1``) and read the input through a strided 2-D window (a leading dimension larger than
+the row length). CBLAS takes both, so this module binds ``cblas_sgemm`` / ``cblas_dgemm`` of the
+OpenBLAS shipped inside numpy's wheel (found by threadpoolctl, loaded with ctypes; the library is
+already in the process, so nothing new is loaded and its thread pool is numpy's).
+
+``available()`` is False when numpy was built against another BLAS (conda's MKL, Accelerate...);
+callers then keep their numpy route, so results stay correct everywhere and only the speed-up is
+lost.
+"""
+from __future__ import annotations
+
+import ctypes
+from functools import lru_cache
+from typing import Optional
+
+import numpy as np
+
+_ROW_MAJOR, _NO_TRANS = 101, 111
+
+
+@lru_cache(maxsize=1)
+def _bind() -> Optional[dict]:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return None
+    for info in threadpool_info():
+        if info.get("internal_api") != "openblas" or "numpy" not in info.get("filepath", ""):
+            continue
+        try:
+            lib = ctypes.CDLL(info["filepath"])
+        except OSError:
+            return None
+        prefix = info.get("prefix", "")
+        symbol_sets = [("scipy_cblas_{}gemm64_", ctypes.c_int64), ("cblas_{}gemm64_", ctypes.c_int64),
+                       ("scipy_cblas_{}gemm", ctypes.c_int), ("cblas_{}gemm", ctypes.c_int)]
+        if "64" not in prefix and "64" not in info["filepath"]:
+            symbol_sets = symbol_sets[2:]
+        for pattern, blasint in symbol_sets:
+            fns = {}
+            for code, ctype in (("s", ctypes.c_float), ("d", ctypes.c_double)):
+                fn = getattr(lib, pattern.format(code), None)
+                if fn is None:
+                    break
+                p = ctypes.c_void_p
+                fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, blasint, blasint, blasint,
+                               ctype, p, blasint, p, blasint, ctype, p, blasint]
+                fn.restype = None
+                fns[np.dtype(ctype)] = fn
+            if len(fns) == 2:
+                return fns
+    return None
+
+
+def available() -> bool:
+    """True when this process's numpy exposes an OpenBLAS ``cblas_?gemm`` we can call."""
+    return _bind() is not None
+
+
+def _ld(a: np.ndarray) -> int:
+    """Leading dimension of a 2-D row-major operand (rows apart, in elements)."""
+    if a.strides[1] != a.itemsize or a.strides[0] % a.itemsize or a.strides[0] < a.shape[1] * a.itemsize:
+        raise ValueError(f"operand with strides {a.strides} is not a row-major 2-D window")
+    return max(a.strides[0] // a.itemsize, 1)
+
+
+def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float = 0.0) -> np.ndarray:
+    """``c = a @ b + beta * c`` in place; a (M, K), b (K, N), c (M, N) share a float dtype and each
+    has unit stride along its rows (any row stride: windows into larger arrays are fine)."""
+    fns = _bind()
+    if fns is None:
+        raise RuntimeError("no CBLAS gemm found in numpy's BLAS; check course.ops._blas.available() first")
+    (m, k), (k2, n) = a.shape, b.shape
+    if k2 != k or c.shape != (m, n) or not (a.dtype == b.dtype == c.dtype) or c.dtype not in fns:
+        raise ValueError(f"gemm: {a.shape}{a.dtype} @ {b.shape}{b.dtype} -> {c.shape}{c.dtype} does not fit")
+    if not c.flags.writeable:
+        raise ValueError("gemm: output is read-only")
+    if m == 0 or n == 0:
+        return c
+    if k == 0:
+        c *= beta
+        return c
+    fns[c.dtype](_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, _ld(a), b.ctypes.data,
+                 _ld(b), beta, c.ctypes.data, _ld(c))
+    return c

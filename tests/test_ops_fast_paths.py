@@ -1,0 +1,132 @@
+"""The speed paths of the CPU kernels: direct CBLAS calls, Conv as shifted GEMMs, MaxPool over
+stride phases, and the session's read-only weight snapshots they rely on. Each path must give
+onnxruntime's answer, and the tests check that the path is really the one taken."""
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import course
+from course.ir.onnx_import import from_onnx
+from course.ops import _blas, conv, registry
+from course.testing import random_tensor
+from ops_oracle import check
+
+pytestmark = pytest.mark.skipif(not _blas.available(), reason="numpy's BLAS exposes no CBLAS gemm")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_accumulates_through_strided_windows(dtype):
+    rng = np.random.default_rng(0)
+    big_a = rng.standard_normal((7, 20)).astype(dtype)
+    big_b = rng.standard_normal((13, 40)).astype(dtype)
+    a, b = big_a[1:6, 3:14], big_b[2:13, 5:22]  # (5, 11) @ (11, 17), rows far apart
+    c0 = rng.standard_normal((5, 17)).astype(dtype)
+    c = c0.copy()
+    _blas.gemm(a, b, c, beta=1.0)
+    np.testing.assert_allclose(c, a @ b + c0, rtol=1e-5)
+    out = np.full((5, 30), np.nan, dtype)[:, 4:21]  # beta=0 ignores what was there (even NaN)
+    _blas.gemm(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5)
+
+
+def test_gemm_refuses_what_does_not_fit():
+    a, b = np.ones((3, 4), np.float32), np.ones((4, 5), np.float32)
+    with pytest.raises(ValueError):
+        _blas.gemm(a, b, np.empty((3, 6), np.float32))  # wrong output shape
+    with pytest.raises(ValueError):
+        _blas.gemm(a, b.astype(np.float64), np.empty((3, 5), np.float32))  # mixed dtypes
+    with pytest.raises(ValueError):
+        _blas.gemm(a, np.ones((5, 4), np.float32).T, np.empty((3, 5), np.float32))  # column-major b
+    frozen = np.empty((3, 5), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError):
+        _blas.gemm(a, b, frozen)
+
+
+TAP_CASES = [  # big enough for the shifted-GEMM path (C >= 16, >= 196 outputs per plane)
+    ((1, 16, 16, 15), (8, 16, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((2, 16, 30, 29), (5, 16, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2], "dilations": [1, 2]}),
+    ((1, 24, 20, 20), (6, 24, 5, 3), {"auto_pad": "SAME_UPPER"}),
+]
+
+
+@pytest.mark.parametrize("xs,ws,attrs", TAP_CASES, ids=[str(i) for i in range(len(TAP_CASES))])
+def test_conv_as_shifted_gemms_matches_onnxruntime(xs, ws, attrs, monkeypatch):
+    calls = []
+    real = _blas.gemm
+    monkeypatch.setattr(_blas, "gemm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x, w, b = random_tensor(xs, seed=1), random_tensor(ws, seed=2), random_tensor((ws[0],), seed=3)
+    check("Conv", [x, w, b], attrs, opset=11, rtol=1e-4, atol=1e-5)
+    assert len(calls) == xs[0] * ws[2] * ws[3]  # one GEMM per image and kernel tap
+
+
+def test_conv_float64_shifted_gemms():
+    x, w = random_tensor((1, 16, 15, 14), "float64", seed=4), random_tensor((4, 16, 3, 3), "float64", seed=5)
+    got = conv.conv_core(x, w, 1, None, [1, 1, 1, 1])
+    ref = np.zeros((1, 4, 15, 14))
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    for i in range(3):
+        for j in range(3):
+            ref += np.einsum("mc,nchw->nmhw", w[:, :, i, j], xp[:, :, i:i + 15, j:j + 14])
+    assert got.dtype == np.float64 and got.flags.c_contiguous
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_rearranged_weights_follow_the_array_not_its_address():
+    x = random_tensor((1, 16, 14, 14), seed=6)
+    w1, w2 = random_tensor((4, 16, 3, 3), seed=7), random_tensor((4, 16, 3, 3), seed=8)
+    for w in (w1, w2):
+        w.flags.writeable = False  # only read-only weights are kept rearranged
+    y1 = conv.conv_core(x, w1, 1, None, [1] * 4)
+    assert id(w1) in conv._TAP_MAJOR
+    y2 = conv.conv_core(x, w2, 1, None, [1] * 4)
+    assert not np.allclose(y1, y2)
+    key = id(w1)
+    del w1
+    assert key not in conv._TAP_MAJOR  # dropped with the weight
+    writable = random_tensor((4, 16, 3, 3), seed=9)
+    y3 = conv.conv_core(x, writable, 1, None, [1] * 4)
+    writable *= -1  # a writable weight is rearranged afresh on every call
+    np.testing.assert_allclose(conv.conv_core(x, writable, 1, None, [1] * 4), -y3, rtol=1e-5, atol=1e-5)
+
+
+def _conv_model(w: np.ndarray) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, w.shape[1], 14, 14])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [onnx.numpy_helper.from_array(w, "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def test_session_snapshots_its_weights():
+    w = random_tensor((4, 16, 3, 3), seed=10)
+    x = random_tensor((1, 16, 14, 14), seed=11)
+    graph = from_onnx(_conv_model(w))
+    graph.initializers["w"].const_value = w  # a writable array the caller keeps
+    sess = course.InferenceSession(graph)
+    before = sess.run(None, {"x": x})[0]
+    w[...] = 0  # the model's array, changed after construction
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], before)
+    assert all(not a.flags.writeable for a in sess._plan.constants.values())
+
+
+def test_feeding_an_overridable_weight_uses_the_fed_array():
+    w = random_tensor((4, 16, 3, 3), seed=12)
+    model = _conv_model(w)
+    model.graph.input.append(helper.make_tensor_value_info("w", TensorProto.FLOAT, list(w.shape)))
+    sess = course.InferenceSession(model)
+    x = random_tensor((1, 16, 14, 14), seed=13)
+    a = sess.run(None, {"x": x})[0]
+    b = sess.run(None, {"x": x, "w": -w})[0]
+    np.testing.assert_allclose(b, -a, rtol=1e-5, atol=1e-5)
+
+
+def test_maxpool_phase_path_matches_onnxruntime_on_resnet_pool():
+    x = random_tensor((1, 8, 56, 56), seed=14)
+    check("MaxPool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, opset=12)
+    x[0, 0, 0, 0] = np.nan  # NaN propagates as np.maximum propagates it
+    y = registry.lookup("MaxPool", 12).compute(x, kernel_shape=[3, 3], strides=[2, 2],
+                                                          pads=[1, 1, 1, 1])
+    assert np.isnan(y[0, 0, 0, 0]) and not np.isnan(y[0, 0, 1, 1])
