@@ -130,3 +130,22 @@ def test_maxpool_phase_path_matches_onnxruntime_on_resnet_pool():
     y = registry.lookup("MaxPool", 12).compute(x, kernel_shape=[3, 3], strides=[2, 2],
                                                           pads=[1, 1, 1, 1])
     assert np.isnan(y[0, 0, 0, 0]) and not np.isnan(y[0, 0, 1, 1])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("strides,pads", [([1, 1], [1, 1, 1, 1]), ([2, 2], [1, 1, 1, 1]), ([2, 1], [0, 1, 2, 0])])
+def test_depthwise_conv_runs_the_compiled_kernel_with_the_same_bits(dtype, strides, pads, monkeypatch):
+    from course.ops import _fused_kernels as fk
+
+    calls = []
+    real = fk.depthwise_conv2d
+    monkeypatch.setattr(fk, "depthwise_conv2d", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x, w = random_tensor((2, 24, 13, 11), dtype, seed=15), random_tensor((24, 1, 3, 3), dtype, seed=16)
+    b = random_tensor((24,), dtype, seed=17)
+    y = registry.lookup("Conv", 11).compute(x, w, b, group=24, strides=strides, pads=pads)
+    want = conv.conv_core(x, w, 24, strides, pads)  # numpy's route: one multiply-add per tap
+    want += b.reshape(-1, 1, 1)
+    assert calls and y.dtype == np.dtype(dtype) and y.flags.c_contiguous
+    np.testing.assert_array_equal(y, want)
+    check("Conv", [x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)],
+          {"group": 24, "strides": strides, "pads": pads}, opset=11, rtol=1e-4, atol=1e-5)

@@ -1,7 +1,11 @@
 """Conv (N-d, groups, dilations, auto_pad) by im2col + one batched BLAS matmul per group.
 
 Fast paths: a 1x1 convolution is a plain matmul; a depthwise convolution (group == C == M)
-accumulates one whole-tensor multiply-add per kernel tap instead of a tiny GEMM per channel.
+accumulates one whole-tensor multiply-add per kernel tap instead of a tiny GEMM per channel (and
+a 3x3 float one runs the compiled kernel of _fused_kernels.py, which does the same sums in the
+same order); a 2-D convolution over planes >= 14x14 with >= 16 input channels is one
+accumulating BLAS GEMM per kernel tap over shifted windows of the padded input, with no im2col
+buffer (_tap_gemms).
 """
 from __future__ import annotations
 
@@ -143,6 +147,13 @@ class Conv(Op):
                 pads=None, strides=None):
         if kernel_shape is not None and tuple(kernel_shape) != w.shape[2:]:
             raise ShapeError(f"kernel_shape {list(kernel_shape)} does not match W {w.shape}")
+        if x.ndim == 4 and w.shape[1:] == (1, 3, 3) and group == x.shape[1] == w.shape[0] > 1:
+            from course.ops import _fused_kernels as fk  # imports numba: only for depthwise convs
+
+            if fk.supports_depthwise(x, w, group) and (b is None or b.dtype == x.dtype):
+                # the compiled 3x3 depthwise kernel (ShuffleNet's unactivated ones): same sums in
+                # the same order as conv_core's numpy route, bias last, so the same bits
+                return fk.depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, "Identity")
         y = conv_core(x, w, group, strides, pads, dilations, auto_pad)
         if b is not None:
             y += b.reshape((-1,) + (1,) * (y.ndim - 2))
