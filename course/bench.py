@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2,
                     help="onnxruntime intra_op_num_threads, and numpy's BLAS threads for ours")
     ap.add_argument("--no-reference", action="store_true", help="skip onnx ReferenceEvaluator")
-    ap.add_argument("--reference-repeat", type=int, default=1)
+    ap.add_argument("--reference-repeat", type=int, default=3)
     ap.add_argument("--tiny", action="store_true", help="32x32, 10 classes, width 0.25 models")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
     ap.add_argument("--check", action="store_true", help="exit 1 if a stated goal is missed")
