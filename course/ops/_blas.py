@@ -35,11 +35,9 @@ def _bind() -> Optional[dict]:
             lib = ctypes.CDLL(info["filepath"])
         except OSError:
             return None
-        prefix = info.get("prefix", "")
+        # 64-bit-integer (ILP64) names first: such a build may also export the plain names
         symbol_sets = [("scipy_cblas_{}gemm64_", ctypes.c_int64), ("cblas_{}gemm64_", ctypes.c_int64),
                        ("scipy_cblas_{}gemm", ctypes.c_int), ("cblas_{}gemm", ctypes.c_int)]
-        if "64" not in prefix and "64" not in info["filepath"]:
-            symbol_sets = symbol_sets[2:]
         for pattern, blasint in symbol_sets:
             fns = {}
             for code, ctype in (("s", ctypes.c_float), ("d", ctypes.c_double)):

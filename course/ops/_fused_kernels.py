@@ -27,7 +27,7 @@ from numba import njit
 
 from course.ops import _window as win
 
-VECTOR_BLOCK = 64  # see _dw_buffers
+VECTOR_BLOCK = 64  # see _depthwise3x3
 ACT_CODES = {None: 0, "Identity": 0, "Relu": 1, "Clip": 2, "LeakyRelu": 3}
 
 
@@ -109,68 +109,55 @@ def _fill_plane(buf, plane, fill, sh, sw, pw):
             p += 1
 
 
-@njit(inline="always")
-def _dw_buffers(x, fill, ph, pw, oh):
+@njit(cache=True, nogil=True)
+def _depthwise3x3(x, fill, taps, w, b, has_bias, sh, sw, ph, pw, act, lo, hi, alpha, y):
+    # Plane by plane: the zero-padded input plane is split by stride phase into a small buffer
+    # (_fill_plane), so tap t is the contiguous run buf[taps[t, 0], taps[t, 1]:][:oh * pw] (the
+    # "shifted flat view" of _window.flat_taps). Results land on an (oh, pw) grid whose columns
+    # >= ow are junk, so a plane is one long vectorizable loop, then a crop. The buffer holds one
+    # plane and stays in cache (splitting the whole tensor first would write it all out and read
+    # it back); its padding cells are zeroed once and never written, so they stay zero.
+    n, c, oh, ow = y.shape
     # The tap loop runs over whole blocks of VECTOR_BLOCK elements: the compiler's vector loop
     # handles a multiple of its (unrolled) width and leaves the rest to a scalar loop, which for
     # small planes (7x7 gives a 63-element grid) would be the whole plane. The extra elements
     # read zeros past the end of the buffer and land in the junk part of the grid.
     size = -(-oh * pw // VECTOR_BLOCK) * VECTOR_BLOCK
     buf = np.zeros((fill.shape[0], ph * pw + size - oh * pw), dtype=x.dtype)
-    grid = np.empty(size, dtype=x.dtype)
-    return buf, grid
-
-
-@njit(inline="always")
-def _dw_plane(buf, grid, x, fill, taps, w, b, has_bias, sh, sw, pw, act, lo, hi, alpha, y, k):
-    # Plane k (= image i, channel ch): the zero-padded input plane is split by stride phase into
-    # a small buffer (_fill_plane), so tap t is the contiguous run buf[taps[t, 0], taps[t, 1]:]
-    # (the "shifted flat view" of _window.flat_taps). Results land on an (oh, pw) grid whose
-    # columns >= ow are junk, so a plane is one long vectorizable loop, then a crop. The buffer
-    # holds one plane and stays in cache (splitting the whole tensor first would write it all out
-    # and read it back); its padding cells are zeroed once and never written, so they stay zero.
-    n, c, oh, ow = y.shape
-    size = grid.shape[0]
-    i, ch = k // c, k % c
-    _fill_plane(buf, x[i, ch], fill, sh, sw, pw)
-    w0, w1, w2 = w[ch, 0, 0, 0], w[ch, 0, 0, 1], w[ch, 0, 0, 2]
-    w3, w4, w5 = w[ch, 0, 1, 0], w[ch, 0, 1, 1], w[ch, 0, 1, 2]
-    w6, w7, w8 = w[ch, 0, 2, 0], w[ch, 0, 2, 1], w[ch, 0, 2, 2]
-    bias = b[ch] if has_bias else w0  # unused without a bias
-    t0 = buf[taps[0, 0], taps[0, 1]:taps[0, 1] + size]
-    t1 = buf[taps[1, 0], taps[1, 1]:taps[1, 1] + size]
-    t2 = buf[taps[2, 0], taps[2, 1]:taps[2, 1] + size]
-    t3 = buf[taps[3, 0], taps[3, 1]:taps[3, 1] + size]
-    t4 = buf[taps[4, 0], taps[4, 1]:taps[4, 1] + size]
-    t5 = buf[taps[5, 0], taps[5, 1]:taps[5, 1] + size]
-    t6 = buf[taps[6, 0], taps[6, 1]:taps[6, 1] + size]
-    t7 = buf[taps[7, 0], taps[7, 1]:taps[7, 1] + size]
-    t8 = buf[taps[8, 0], taps[8, 1]:taps[8, 1] + size]
-    for j in range(size):  # taps in row-major order, as numpy's Conv adds them
-        v = t0[j] * w0
-        v += t1[j] * w1
-        v += t2[j] * w2
-        v += t3[j] * w3
-        v += t4[j] * w4
-        v += t5[j] * w5
-        v += t6[j] * w6
-        v += t7[j] * w7
-        v += t8[j] * w8
-        if has_bias:
-            v += bias
-        grid[j] = _activate(v, act, lo, hi, alpha)
-    for r in range(oh):
-        src, dst = grid[r * pw:r * pw + ow], y[i, ch, r]
-        for o in range(ow):
-            dst[o] = src[o]
-
-
-@njit(cache=True, nogil=True)
-def _depthwise3x3(x, fill, taps, w, b, has_bias, sh, sw, ph, pw, act, lo, hi, alpha, y):
-    n, c, oh, ow = y.shape
-    buf, grid = _dw_buffers(x, fill, ph, pw, oh)
+    grid = np.empty(size, dtype=y.dtype)
     for k in range(n * c):
-        _dw_plane(buf, grid, x, fill, taps, w, b, has_bias, sh, sw, pw, act, lo, hi, alpha, y, k)
+        i, ch = k // c, k % c
+        _fill_plane(buf, x[i, ch], fill, sh, sw, pw)
+        w0, w1, w2 = w[ch, 0, 0, 0], w[ch, 0, 0, 1], w[ch, 0, 0, 2]
+        w3, w4, w5 = w[ch, 0, 1, 0], w[ch, 0, 1, 1], w[ch, 0, 1, 2]
+        w6, w7, w8 = w[ch, 0, 2, 0], w[ch, 0, 2, 1], w[ch, 0, 2, 2]
+        bias = b[ch] if has_bias else w0  # unused without a bias
+        t0 = buf[taps[0, 0], taps[0, 1]:taps[0, 1] + size]
+        t1 = buf[taps[1, 0], taps[1, 1]:taps[1, 1] + size]
+        t2 = buf[taps[2, 0], taps[2, 1]:taps[2, 1] + size]
+        t3 = buf[taps[3, 0], taps[3, 1]:taps[3, 1] + size]
+        t4 = buf[taps[4, 0], taps[4, 1]:taps[4, 1] + size]
+        t5 = buf[taps[5, 0], taps[5, 1]:taps[5, 1] + size]
+        t6 = buf[taps[6, 0], taps[6, 1]:taps[6, 1] + size]
+        t7 = buf[taps[7, 0], taps[7, 1]:taps[7, 1] + size]
+        t8 = buf[taps[8, 0], taps[8, 1]:taps[8, 1] + size]
+        for j in range(size):  # taps in row-major order, as numpy's Conv adds them
+            v = t0[j] * w0
+            v += t1[j] * w1
+            v += t2[j] * w2
+            v += t3[j] * w3
+            v += t4[j] * w4
+            v += t5[j] * w5
+            v += t6[j] * w6
+            v += t7[j] * w7
+            v += t8[j] * w8
+            if has_bias:
+                v += bias
+            grid[j] = _activate(v, act, lo, hi, alpha)
+        for r in range(oh):
+            src, dst = grid[r * pw:r * pw + ow], y[i, ch, r]
+            for o in range(ow):
+                dst[o] = src[o]
 
 
 def scalars(dtype, activation, params):
@@ -202,12 +189,6 @@ def epilogue(y: np.ndarray, b, activation, params, z=None) -> np.ndarray:
     zrows = np.ascontiguousarray(z).reshape(rows.shape) if z is not None else rows
     _epilogue(rows, bias, b is not None, zrows, z is not None, code, lo, hi, alpha)
     return y
-
-
-def supports_depthwise(x: np.ndarray, w: np.ndarray, group: int) -> bool:
-    """True for a 2-D 3x3 depthwise convolution (group == C == M) in float32 or float64."""
-    return (x.ndim == 4 and w.shape[1:] == (1, 3, 3) and group == x.shape[1] == w.shape[0]
-            and x.dtype == w.dtype and x.dtype in (np.float32, np.float64))
 
 
 @lru_cache(maxsize=256)

@@ -58,6 +58,13 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
     return y if width == out[-1] else np.ascontiguousarray(y[..., :out[-1]])
 
 
+def supports_depthwise(x: np.ndarray, w: np.ndarray, group: int) -> bool:
+    """True for a 2-D 3x3 depthwise convolution (group == C == M) in float32 or float64: the
+    cases the compiled kernel of _fused_kernels.py runs (for Conv and FusedConv alike)."""
+    return (x.ndim == 4 and w.shape[1:] == (1, 3, 3) and group == x.shape[1] == w.shape[0]
+            and x.dtype == w.dtype and x.dtype in (np.float32, np.float64))
+
+
 def _use_tap_gemms(x, w, out) -> bool:
     """Shifted GEMMs beat im2col when each tap's GEMM is big enough to run BLAS at speed (measured
     on ResNet's 3x3 convolutions: 56x56 and 28x28 planes gain, 7x7 loses to the single GEMM)."""
@@ -147,13 +154,12 @@ class Conv(Op):
                 pads=None, strides=None):
         if kernel_shape is not None and tuple(kernel_shape) != w.shape[2:]:
             raise ShapeError(f"kernel_shape {list(kernel_shape)} does not match W {w.shape}")
-        if x.ndim == 4 and w.shape[1:] == (1, 3, 3) and group == x.shape[1] == w.shape[0] > 1:
+        if supports_depthwise(x, w, group) and (b is None or b.dtype == x.dtype):
             from course.ops import _fused_kernels as fk  # imports numba: only for depthwise convs
 
-            if fk.supports_depthwise(x, w, group) and (b is None or b.dtype == x.dtype):
-                # the compiled 3x3 depthwise kernel (ShuffleNet's unactivated ones): same sums in
-                # the same order as conv_core's numpy route, bias last, so the same bits
-                return fk.depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, "Identity")
+            # the compiled 3x3 depthwise kernel (ShuffleNet's unactivated ones): same sums in the
+            # same order as conv_core's numpy route, bias last, so the same bits
+            return fk.depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, "Identity")
         y = conv_core(x, w, group, strides, pads, dilations, auto_pad)
         if b is not None:
             y += b.reshape((-1,) + (1,) * (y.ndim - 2))

@@ -16,7 +16,7 @@ import numpy as np
 
 from course.errors import DTypeError, OpAttributeError, ShapeError
 from course.ops.base import REQUIRED, InferContext, Op, broadcast_shapes
-from course.ops.conv import CONV_ATTRS, Conv, conv_core
+from course.ops.conv import CONV_ATTRS, Conv, conv_core, supports_depthwise
 from course.ops.registry import register
 
 ACTIVATIONS = {"Relu": 0, "Clip": 2, "LeakyRelu": 1, "Identity": 0}  # name -> number of activation_params
@@ -69,7 +69,7 @@ class FusedConv(Op):
             raise ShapeError(f"kernel_shape {list(kernel_shape)} does not match W {w.shape}")
         if z is not None and z.dtype != x.dtype:
             raise DTypeError(f"Z has element type {z.dtype} but X has {x.dtype}")
-        if fk.supports_depthwise(x, w, group):
+        if supports_depthwise(x, w, group):
             if z is None:
                 return fk.depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, activation,
                                            activation_params)
