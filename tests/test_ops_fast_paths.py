@@ -53,12 +53,15 @@ TAP_CASES = [  # big enough for the shifted-GEMM path (C >= 16, >= 196 outputs p
 
 @pytest.mark.parametrize("xs,ws,attrs", TAP_CASES, ids=[str(i) for i in range(len(TAP_CASES))])
 def test_conv_as_shifted_gemms_matches_onnxruntime(xs, ws, attrs, monkeypatch):
+    from course.ops import _parallel
+
     calls = []
-    real = _blas.gemm
-    monkeypatch.setattr(_blas, "gemm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = _parallel.gemm_sum
+    monkeypatch.setattr(_parallel, "gemm_sum", lambda a, taps, *r, **k: calls.append(len(taps)) or real(a, taps, *r, **k))
     x, w, b = random_tensor(xs, seed=1), random_tensor(ws, seed=2), random_tensor((ws[0],), seed=3)
     check("Conv", [x, w, b], attrs, opset=11, rtol=1e-4, atol=1e-5)
-    assert len(calls) == xs[0] * ws[2] * ws[3]  # one GEMM per image and kernel tap
+    # one job per image, summing one GEMM per kernel tap
+    assert calls == [ws[2] * ws[3]] * xs[0]
 
 
 def test_conv_float64_shifted_gemms():

@@ -50,8 +50,36 @@ def _bind() -> Optional[dict]:
                 fn.restype = None
                 fns[np.dtype(ctype)] = fn
             if len(fns) == 2:
+                fns["ilp64"] = blasint is ctypes.c_int64
+                fns["threads"] = _thread_setter(lib)
                 return fns
     return None
+
+
+def _thread_setter(lib):
+    """OpenBLAS's ``openblas_set_num_threads_local(n) -> previous`` (0.3.27+), else None."""
+    fn = getattr(lib, "openblas_set_num_threads_local", None)
+    if fn is not None:
+        fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+    return fn
+
+
+def set_threads(n: int) -> Optional[int]:
+    """Set how many threads OpenBLAS uses (for the whole process, whatever the name of the call
+    says); returns the previous count, or None where this BLAS cannot be told."""
+    fns = _bind()
+    if fns is None or fns["threads"] is None:
+        return None
+    return int(fns["threads"](int(n)))
+
+
+def sgemm_address() -> tuple[int, bool]:
+    """(address of cblas_sgemm, whether its integers are 64-bit) for compiled callers
+    (course/ops/_parallel.py)."""
+    fns = _bind()
+    if fns is None:
+        raise RuntimeError("no CBLAS gemm found in numpy's BLAS; check course.ops._blas.available() first")
+    return ctypes.cast(fns[np.dtype(np.float32)], ctypes.c_void_p).value, fns["ilp64"]
 
 
 def available() -> bool:
@@ -59,7 +87,7 @@ def available() -> bool:
     return _bind() is not None
 
 
-def _ld(a: np.ndarray) -> int:
+def ld(a: np.ndarray) -> int:
     """Leading dimension of a 2-D row-major operand (rows apart, in elements)."""
     if a.strides[1] != a.itemsize or a.strides[0] % a.itemsize or a.strides[0] < a.shape[1] * a.itemsize:
         raise ValueError(f"operand with strides {a.strides} is not a row-major 2-D window")
@@ -73,7 +101,7 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float = 0.0) -> np.n
     if fns is None:
         raise RuntimeError("no CBLAS gemm found in numpy's BLAS; check course.ops._blas.available() first")
     (m, k), (k2, n) = a.shape, b.shape
-    if k2 != k or c.shape != (m, n) or not (a.dtype == b.dtype == c.dtype) or c.dtype not in fns:
+    if k2 != k or c.shape != (m, n) or not (a.dtype == b.dtype == c.dtype) or c.dtype not in (np.float32, np.float64):
         raise ValueError(f"gemm: {a.shape}{a.dtype} @ {b.shape}{b.dtype} -> {c.shape}{c.dtype} does not fit")
     if not c.flags.writeable:
         raise ValueError("gemm: output is read-only")
@@ -82,6 +110,6 @@ def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float = 0.0) -> np.n
     if k == 0:
         c *= beta
         return c
-    fns[c.dtype](_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, _ld(a), b.ctypes.data,
-                 _ld(b), beta, c.ctypes.data, _ld(c))
+    fns[c.dtype](_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, ld(a), b.ctypes.data,
+                 ld(b), beta, c.ctypes.data, ld(c))
     return c

@@ -72,11 +72,11 @@ def _deinterleave(even, odd, src, n_even, n_odd):
 
 
 @njit(cache=True, nogil=True)
-def _epilogue(y, b, has_bias, z, has_z, act, lo, hi, alpha):
-    # y: (N*M, P) contiguous, updated in place: y = act(y + b[row % M] + z).
+def _epilogue(y, b, has_bias, z, has_z, act, lo, hi, alpha, r0, r1):
+    # y: (N*M, P) contiguous, rows r0..r1 updated in place: y = act(y + b[row % M] + z).
     # Bias first, then the residual: the order of Conv (y += B), then Add(z, y).
     m = b.shape[0] if has_bias else 1
-    for r in range(y.shape[0]):
+    for r in range(r0, r1):
         row = y[r]
         zrow = z[r] if has_z else row  # unused without a residual
         bias = b[r % m] if has_bias else lo  # unused without a bias
@@ -110,13 +110,14 @@ def _fill_plane(buf, plane, fill, sh, sw, pw):
 
 
 @njit(cache=True, nogil=True)
-def _depthwise3x3(x, fill, taps, w, b, has_bias, sh, sw, ph, pw, act, lo, hi, alpha, y):
+def _depthwise3x3(x, fill, taps, w, b, has_bias, sh, sw, ph, pw, act, lo, hi, alpha, y, k0, k1):
     # Plane by plane: the zero-padded input plane is split by stride phase into a small buffer
     # (_fill_plane), so tap t is the contiguous run buf[taps[t, 0], taps[t, 1]:][:oh * pw] (the
     # "shifted flat view" of _window.flat_taps). Results land on an (oh, pw) grid whose columns
     # >= ow are junk, so a plane is one long vectorizable loop, then a crop. The buffer holds one
     # plane and stays in cache (splitting the whole tensor first would write it all out and read
     # it back); its padding cells are zeroed once and never written, so they stay zero.
+    # Planes k0..k1 (of N*C) only: course/ops/_parallel.py gives each thread its own range.
     n, c, oh, ow = y.shape
     # The tap loop runs over whole blocks of VECTOR_BLOCK elements: the compiler's vector loop
     # handles a multiple of its (unrolled) width and leaves the rest to a scalar loop, which for
@@ -125,7 +126,7 @@ def _depthwise3x3(x, fill, taps, w, b, has_bias, sh, sw, ph, pw, act, lo, hi, al
     size = -(-oh * pw // VECTOR_BLOCK) * VECTOR_BLOCK
     buf = np.zeros((fill.shape[0], ph * pw + size - oh * pw), dtype=x.dtype)
     grid = np.empty(size, dtype=y.dtype)
-    for k in range(n * c):
+    for k in range(k0, k1):
         i, ch = k // c, k % c
         _fill_plane(buf, x[i, ch], fill, sh, sw, pw)
         w0, w1, w2 = w[ch, 0, 0, 0], w[ch, 0, 0, 1], w[ch, 0, 0, 2]
@@ -184,10 +185,16 @@ def epilogue(y: np.ndarray, b, activation, params, z=None) -> np.ndarray:
     if y.size == 0:
         return y
     code, lo, hi, alpha = scalars(y.dtype, activation, params)
-    bias = b.astype(y.dtype, copy=False) if b is not None else np.zeros(0, y.dtype)
+    bias = np.ascontiguousarray(b, dtype=y.dtype) if b is not None else np.zeros(0, y.dtype)
     rows = y.reshape(y.shape[0] * y.shape[1], -1)
     zrows = np.ascontiguousarray(z).reshape(rows.shape) if z is not None else rows
-    _epilogue(rows, bias, b is not None, zrows, z is not None, code, lo, hi, alpha)
+    if y.dtype == np.float32:  # rows shared with the helper thread during a run
+        from course.ops import _parallel
+
+        _parallel.epilogue(rows, bias if b is not None else None, bias.shape[0],
+                           zrows if z is not None else None, code, lo, hi, alpha)
+    else:
+        _epilogue(rows, bias, b is not None, zrows, z is not None, code, lo, hi, alpha, 0, rows.shape[0])
     return y
 
 
@@ -220,6 +227,13 @@ def depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, activation=Non
     x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
     y = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
     code, lo, hi, alpha = scalars(x.dtype, activation, params)
-    bias = b.astype(x.dtype, copy=False) if b is not None else np.zeros(0, x.dtype)
-    _depthwise3x3(x, fill, taps, w, bias, b is not None, sh, sw, ph, pw, code, lo, hi, alpha, y)
+    bias = np.ascontiguousarray(b, dtype=x.dtype) if b is not None else np.zeros(0, x.dtype)
+    if x.dtype == np.float32:  # planes shared with the helper thread during a run
+        from course.ops import _parallel
+
+        _parallel.depthwise(x, fill, taps, w, bias if b is not None else None, sh, sw, ph, pw, code, lo,
+                            hi, alpha, y)
+    else:
+        _depthwise3x3(x, fill, taps, w, bias, b is not None, sh, sw, ph, pw, code, lo, hi, alpha, y, 0,
+                      x.shape[0] * x.shape[1])
     return y

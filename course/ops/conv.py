@@ -29,7 +29,16 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
     k, s, d, out, pb, pe = _setup(x.shape[2:], w.shape[2:], _key(strides), _key(pads), _key(dilations), auto_pad)
     if group == 1 and all(v == 1 for v in k):  # 1x1: a plain matmul, no im2col at all
         xs = win.tap_view(win.pad_input(x, pb, pe), (0,) * nsp, out, s, d)
-        return np.matmul(w.reshape(m, c), xs.reshape(n, c, int(np.prod(out)))).reshape((n, m) + tuple(out))
+        xs = xs.reshape(n, c, int(np.prod(out)))
+        if _pooled(x, w):
+            if xs.strides[2] != xs.itemsize:
+                xs = np.ascontiguousarray(xs)  # both threads, one band of output rows or columns each
+            y = np.empty((n, m, xs.shape[2]), dtype=x.dtype)
+            wm = np.ascontiguousarray(w.reshape(1, m, c))
+            for i in range(n):
+                _parallel().gemm_sum(wm, [xs[i]], y[i])
+            return y.reshape((n, m) + tuple(out))
+        return np.matmul(w.reshape(m, c), xs).reshape((n, m) + tuple(out))
     if nsp == 2:  # every tap is a contiguous slice; results live on an (OH, PW) grid
         taps, width = win.flat_taps(x, k, s, d, pb, out)
         if group == 1 and _use_tap_gemms(x, w, out):
@@ -52,6 +61,12 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
         for t, view in enumerate(taps):
             col[:, :, t] = view.reshape(grid)[..., :out[-1]]
         col = col.reshape(n, group, (c // group) * len(taps), int(np.prod(out)))
+        if group == 1 and _pooled(x, w):
+            y = np.empty((n, m, col.shape[3]), dtype=x.dtype)
+            wm = np.ascontiguousarray(w.reshape(1, m, -1))
+            for i in range(n):
+                _parallel().gemm_sum(wm, [col[i, 0]], y[i])
+            return y.reshape((n, m) + tuple(out))
         y = np.matmul(w.reshape(group, m // group, -1), col)  # (N, group, M/group, P)
         return y.reshape((n, m) + tuple(out))
     y = y.reshape((n, m) + tuple(out[:-1]) + (width,))
@@ -63,6 +78,17 @@ def supports_depthwise(x: np.ndarray, w: np.ndarray, group: int) -> bool:
     cases the compiled kernel of _fused_kernels.py runs (for Conv and FusedConv alike)."""
     return (x.ndim == 4 and w.shape[1:] == (1, 3, 3) and group == x.shape[1] == w.shape[0]
             and x.dtype == w.dtype and x.dtype in (np.float32, np.float64))
+
+
+def _pooled(x, w) -> bool:
+    """float32 GEMMs go through course/ops/_parallel.py (shared with its helper thread in a run)."""
+    return x.dtype == w.dtype == np.float32 and _blas.available()
+
+
+def _parallel():
+    from course.ops import _parallel  # imports numba: only once a float32 GEMM conv runs
+
+    return _parallel
 
 
 def _use_tap_gemms(x, w, out) -> bool:
@@ -80,6 +106,9 @@ def _tap_gemms(taps, w, n, m, out, width):
     wt = _tap_major(w)
     grid = np.empty((n, m, out[0] * width), dtype=w.dtype)
     for i in range(n):
+        if w.dtype == np.float32:  # one job: each thread makes all the taps of its band
+            _parallel().gemm_sum(wt, [view[i] for view in taps], grid[i])
+            continue
         for t, view in enumerate(taps):
             _blas.gemm(wt[t], view[i], grid[i], beta=0.0 if t == 0 else 1.0)
     y = grid.reshape((n, m, out[0], width))

@@ -7,6 +7,7 @@ assigning arena offsets to the plan.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
@@ -68,6 +69,7 @@ class InferenceSession:
         self._overridable = [v for v in self.graph.inputs if self.graph.is_overridable(v)]
         self._feedable = {v.name: v for v in self.graph.inputs}
         self._output_names = [v.name for v in self.graph.outputs]
+        self._threads = _thread_pool(self.graph)
 
     # --- description ----------------------------------------------------------------------------
     def get_inputs(self) -> list[NodeArg]:
@@ -93,7 +95,8 @@ class InferenceSession:
             slots[s] = arr
         for name, arr in self._check_feeds(input_feed).items():
             slots[self._plan.slot_of[name]] = arr
-        execute(self._plan, slots)
+        with self._threads():
+            execute(self._plan, slots)
         out = [slots[self._plan.slot_of[n]] for n in names]
         # Never hand out the session's own initializer arrays: a caller could write into them.
         return [a.copy() if any(a is c for c in self._plan.constants.values()) else a for a in out]
@@ -149,6 +152,18 @@ def _check_feed(v: Value, arr: Any, symbols: dict[str, tuple[int, str]]) -> np.n
                 raise FeedError(f"input {v.name!r} dim {axis} ({want!r}) is {got}, but input {first!r} "
                                 f"gave {want!r} = {size}")
     return arr
+
+
+def _thread_pool(graph: Graph) -> Callable:
+    """The context each run executes in: with the helper thread of course/ops/_parallel.py when
+    the model has convolutions (their GEMMs and depthwise loops are split over two threads)."""
+    from course.ops import _blas
+
+    if _blas.available() and any(n.op_type in ("Conv", "FusedConv") for n in graph.nodes):
+        from course.ops import _parallel  # imports numba
+
+        return _parallel.running
+    return contextlib.nullcontext
 
 
 def _check_providers(providers) -> list[str]:

@@ -1,0 +1,402 @@
+"""Both cores for one inference: the session's thread plus one helper thread that spins while a
+run is on, splitting each big kernel in two.
+
+Why not numpy's OpenBLAS threads: on the GEMMs a MobileNet is made of (a 1x1 convolution of a
+14x14 or 7x7 plane is a 576x96 @ 96x196 or 960x160 @ 160x49 product) OpenBLAS's two threads
+are measured only 1.03-1.15x faster than one, while two single-threaded calls on the two halves
+of the rows, run at the same time, are 1.6-1.9x faster (docs/benchmarks.md). And why not Python
+threads or numba's pools: waking a sleeping thread costs ~50 us, as much as a whole small layer.
+So while ``running()`` is on (``InferenceSession.run`` wraps each run in it):
+
+- OpenBLAS is set to one thread (and set back afterwards);
+- a helper thread waits inside compiled code (``_helper_loop``, no GIL) for jobs;
+- a kernel posts a *job* (a kind and its arguments: raw pointers and sizes in ``_ARGS``) cut into
+  a fixed number of *chunks*; both threads claim chunks with an atomic compare-and-swap on one
+  ticket word (job sequence number, chunk count, next chunk) and the poster waits until every
+  chunk is done. The helper is never needed for progress: the posting thread claims whatever is
+  left, so a late or absent helper only costs speed.
+
+Jobs: a sum of GEMMs into one output (a 1x1 convolution, an im2col one, or one accumulating GEMM
+per kernel tap, see conv._tap_gemms), split by output rows or columns; the 3x3 depthwise kernel
+split by planes; the FusedConv epilogue split by rows. The chunks are the same whether or not
+the pool is running and whichever thread runs them, so results never depend on the timing.
+
+Only float32 goes through here (float64 keeps the single-call route), and only where CPython
+can hand over raw pointers safely: every array a job touches is kept alive by the caller until
+the job is done. The helper sleeps between runs; ``COURSE_NUM_THREADS=1`` turns the pool off.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import sys
+import threading
+
+import numpy as np
+from llvmlite import ir
+from numba import carray, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from course.ops import _blas
+from course.ops import _fused_kernels as fk
+
+# ---- atomics and raw pointers as numba intrinsics ---------------------------------------------
+
+
+def _item_pointer(context, builder, arrty, arr, idx):
+    ary = context.make_array(arrty)(context, builder, arr)
+    return cgutils.get_item_pointer(context, builder, arrty, ary, [idx], wraparound=False)
+
+
+@intrinsic
+def _load(typingctx, arr, idx):
+    """arr[idx] with acquire ordering: what another thread stored before its release is visible."""
+    sig = types.int64(arr, types.intp)
+
+    def codegen(context, builder, sig, args):
+        return builder.load_atomic(_item_pointer(context, builder, sig.args[0], *args), "acquire", 8)
+    return sig, codegen
+
+
+@intrinsic
+def _store(typingctx, arr, idx, val):
+    """arr[idx] = val with release ordering."""
+    sig = types.void(arr, types.intp, types.int64)
+
+    def codegen(context, builder, sig, args):
+        builder.store_atomic(args[2], _item_pointer(context, builder, sig.args[0], args[0], args[1]),
+                             "release", 8)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def _add(typingctx, arr, idx, val):
+    """Atomic arr[idx] += val."""
+    sig = types.void(arr, types.intp, types.int64)
+
+    def codegen(context, builder, sig, args):
+        builder.atomic_rmw("add", _item_pointer(context, builder, sig.args[0], args[0], args[1]), args[2],
+                           "seq_cst")
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def _cas(typingctx, arr, idx, expected, new):
+    """Atomically: if arr[idx] == expected, set it to new and return True."""
+    sig = types.boolean(arr, types.intp, types.int64, types.int64)
+
+    def codegen(context, builder, sig, args):
+        ptr = _item_pointer(context, builder, sig.args[0], args[0], args[1])
+        return builder.extract_value(builder.cmpxchg(ptr, args[2], args[3], "seq_cst", "seq_cst"), 1)
+    return sig, codegen
+
+
+@intrinsic
+def _f32_ptr(typingctx, addr):
+    sig = types.CPointer(types.float32)(types.int64)
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+    return sig, codegen
+
+
+@intrinsic
+def _i64_ptr(typingctx, addr):
+    sig = types.CPointer(types.int64)(types.int64)
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+    return sig, codegen
+
+
+@intrinsic
+def _call_yield(typingctx, fn):
+    """Call ``int fn(void)`` at address fn (sched_yield) when fn != 0."""
+    sig = types.void(types.int64)
+
+    def codegen(context, builder, sig, args):
+        with builder.if_then(builder.icmp_unsigned("!=", args[0], args[0].type(0))):
+            fnty = ir.FunctionType(ir.IntType(32), [])
+            builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+def _sgemm_caller(int_bits):
+    """An intrinsic calling cblas_sgemm (row-major, no transposes, alpha 1) at a raw address; the
+    BLAS integer is int_bits wide (64 for numpy's ILP64 OpenBLAS)."""
+    @intrinsic
+    def call(typingctx, fn, m, n, k, a, lda, b, ldb, beta, c, ldc):
+        i64 = types.int64
+        sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, types.float32, i64, i64)
+
+        def codegen(context, builder, sig, args):
+            fn, m, n, k, a, lda, b, ldb, beta, c, ldc = args
+            i32, bi, f32, vp = ir.IntType(32), ir.IntType(int_bits), ir.FloatType(), ir.IntType(8).as_pointer()
+            fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, bi, bi, bi, f32, vp, bi, vp, bi, f32, vp, bi])
+            blasint = (lambda v: v) if int_bits == 64 else (lambda v: builder.trunc(v, bi))
+            ptr = lambda v: builder.inttoptr(v, vp)  # noqa: E731
+            builder.call(builder.inttoptr(fn, fnty.as_pointer()),
+                         [i32(101), i32(111), i32(111), blasint(m), blasint(n), blasint(k), f32(1.0),
+                          ptr(a), blasint(lda), ptr(b), blasint(ldb), beta, ptr(c), blasint(ldc)])
+            return context.get_dummy_value()
+        return sig, codegen
+    return call
+
+
+_sgemm64 = _sgemm_caller(64)
+_sgemm32 = _sgemm_caller(32)
+
+# ---- jobs ---------------------------------------------------------------------------------------
+# _STATE slots, a cache line (8 int64) apart so the two threads' hot words do not share one.
+RUN, TICKET, DONE, YIELD, HELPED = 0, 8, 16, 24, 32  # HELPED: chunks the helper ran
+# TICKET = seq << 32 | chunks << 16 | next chunk: one word, so a claim can never mix two jobs.
+MAX_CHUNKS = 1 << 15
+GEMM, DEPTHWISE, EPILOGUE = 1, 2, 3
+F32 = 4  # bytes per element
+
+
+@njit(inline="always")
+def _span(i, step, total):
+    lo = i * step
+    return lo, min(total, lo + step)
+
+
+@njit(cache=True, nogil=True)
+def _run_chunk(args, fargs, i):
+    kind = args[0]
+    if kind == GEMM:
+        # C (m, n; ldc) = beta * C + sum over taps t of A_t (m, k; lda) @ B_t (k, n; ld_t), where
+        # A_t = a + t * a_tap and (B_t, ld_t) = taps[t]; chunk i is a band of rows (axis 0) or of
+        # columns (axis 1) of C.
+        fn, ilp64, m, n, k = args[1], args[2], args[3], args[4], args[5]
+        a, lda, a_tap, c, ldc, ntaps, taps_at, axis, step = (args[6], args[7], args[8], args[9], args[10],
+                                                           args[11], args[12], args[13], args[14])
+        taps = carray(_i64_ptr(taps_at), (ntaps, 2))
+        if axis == 0:
+            r0, r1 = _span(i, step, m)
+            rows, cols, a_off, b_off, c_off = r1 - r0, n, r0 * lda, 0, r0 * ldc
+        else:
+            c0, c1 = _span(i, step, n)
+            rows, cols, a_off, b_off, c_off = m, c1 - c0, 0, c0, c0
+        for t in range(ntaps):
+            beta = np.float32(fargs[0]) if t == 0 else np.float32(1.0)
+            at, bt, ct = a + (a_off + t * a_tap) * F32, taps[t, 0] + b_off * F32, c + c_off * F32
+            if ilp64:
+                _sgemm64(fn, rows, cols, k, at, lda, bt, taps[t, 1], beta, ct, ldc)
+            else:
+                _sgemm32(fn, rows, cols, k, at, lda, bt, taps[t, 1], beta, ct, ldc)
+    elif kind == DEPTHWISE:
+        n, c, h, w, oh, ow = args[1], args[2], args[3], args[4], args[5], args[6]
+        nfill, sh, sw, ph, pw, has_bias, act, step = (args[7], args[8], args[9], args[10], args[11],
+                                                      args[12], args[13], args[14])
+        x = carray(_f32_ptr(args[15]), (n, c, h, w))
+        fill = carray(_i64_ptr(args[16]), (nfill, 6))
+        taps = carray(_i64_ptr(args[17]), (9, 2))
+        wt = carray(_f32_ptr(args[18]), (c, 1, 3, 3))
+        b = carray(_f32_ptr(args[19]), (c if has_bias else 0,))
+        y = carray(_f32_ptr(args[20]), (n, c, oh, ow))
+        k0, k1 = _span(i, step, n * c)
+        fk._depthwise3x3(x, fill, taps, wt, b, has_bias != 0, sh, sw, ph, pw, act, np.float32(fargs[0]),
+                         np.float32(fargs[1]), np.float32(fargs[2]), y, k0, k1)
+    elif kind == EPILOGUE:
+        rows, cols, m, has_bias, has_z, act, step = args[1], args[2], args[3], args[4], args[5], args[6], args[7]
+        y = carray(_f32_ptr(args[8]), (rows, cols))
+        b = carray(_f32_ptr(args[9]), (m if has_bias else 0,))
+        z = carray(_f32_ptr(args[10] if has_z else args[8]), (rows, cols))
+        r0, r1 = _span(i, step, rows)
+        fk._epilogue(y, b, has_bias != 0, z, has_z != 0, act, np.float32(fargs[0]), np.float32(fargs[1]),
+                     np.float32(fargs[2]), r0, r1)
+
+
+@njit(cache=True, nogil=True)
+def _claim_and_run(state, args, fargs, seq):
+    """Run chunks of job ``seq`` until none is left unclaimed; returns how many this thread ran."""
+    ran = 0
+    while True:
+        t = _load(state, TICKET)
+        if (t >> 32) != seq or (t & 0xFFFF) >= ((t >> 16) & 0xFFFF):
+            return ran
+        if _cas(state, TICKET, t, t + 1):
+            _run_chunk(args, fargs, t & 0xFFFF)
+            _add(state, DONE, 1)
+            ran += 1
+
+
+@njit(cache=True, nogil=True)
+def _post_and_run(state, args, fargs, seq, chunks):
+    """Publish job ``seq`` (its arguments already written), work on it, wait until it is done."""
+    _store(state, DONE, 0)
+    _store(state, TICKET, (seq << 32) | (chunks << 16))
+    _claim_and_run(state, args, fargs, seq)
+    while _load(state, DONE) < chunks:  # the helper is finishing a chunk it claimed
+        _call_yield(state[YIELD])
+
+
+@njit(cache=True, nogil=True)
+def _run_alone(args, fargs, chunks):
+    for i in range(chunks):
+        _run_chunk(args, fargs, i)
+
+
+@njit(cache=True, nogil=True)
+def _helper_loop(state, args, fargs):
+    """The helper's life while a run is on: watch the ticket, take chunks of each new job."""
+    seen = _load(state, TICKET) >> 32
+    while _load(state, RUN) != 0:
+        seq = _load(state, TICKET) >> 32
+        if seq != seen:
+            seen = seq
+            _add(state, HELPED, _claim_and_run(state, args, fargs, seq))
+        else:
+            _call_yield(state[YIELD])
+
+
+# ---- the pool -----------------------------------------------------------------------------------
+
+
+def _libc_yield() -> int:
+    try:
+        return ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_void_p).value or 0
+    except (OSError, AttributeError, TypeError):  # pragma: no cover - no libc by that name
+        return 0
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        return os.cpu_count() or 1
+
+
+class _Pool:
+    def __init__(self):
+        self._reset()
+
+    def _reset(self):
+        self.state = np.zeros(40, dtype=np.int64)
+        self.state[YIELD] = _libc_yield()
+        self.args = np.zeros(32, dtype=np.int64)
+        self.fargs = np.zeros(4, dtype=np.float64)
+        self.seq = 0
+        self.owner = None  # thread ident of the run that holds the pool
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.thread = None
+        self.blas_before = None
+
+    def enabled(self) -> bool:
+        return (os.environ.get("COURSE_NUM_THREADS", "") != "1" and _cpus() >= 2
+                and sys.platform != "win32")
+
+    @contextlib.contextmanager
+    def running(self):
+        """While on, float32 jobs posted by this thread are shared with the helper."""
+        if self.owner == threading.get_ident() or not self.enabled() or not self.lock.acquire(blocking=False):
+            yield False  # nested run, pool off, or another thread's run holds it: run alone
+            return
+        try:
+            self.owner = threading.get_ident()
+            self.blas_before = _blas.set_threads(1)
+            self.state[RUN] = 1
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._helper, name="course-helper", daemon=True)
+                self.thread.start()
+            self.wake.set()
+            yield True
+        finally:
+            self.state[RUN] = 0
+            if self.blas_before is not None:
+                _blas.set_threads(self.blas_before)
+            self.owner = None
+            self.lock.release()
+
+    def _helper(self):
+        _blas.set_threads(1)  # its own GEMM chunks run on this thread
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            _helper_loop(self.state, self.args, self.fargs)
+
+    def run(self, values, floats, chunks: int) -> None:
+        """Run a job: ``values`` the int64 arguments (kind first), ``floats`` up to four scalars."""
+        self.args[:len(values)] = values
+        self.fargs[:len(floats)] = floats
+        if self.owner == threading.get_ident() and chunks > 1:
+            self.seq = self.seq % (1 << 30) + 1
+            _post_and_run(self.state, self.args, self.fargs, self.seq, chunks)
+        else:
+            _run_alone(self.args, self.fargs, chunks)
+
+
+_POOL = _Pool()
+os.register_at_fork(after_in_child=_POOL._reset)  # the helper thread does not survive a fork
+
+
+def running():
+    """Context manager: share this thread's float32 kernels with the helper thread."""
+    return _POOL.running()
+
+
+# ---- kernels as jobs ----------------------------------------------------------------------------
+ALIGN = 16  # chunk boundaries on whole SIMD vectors / GEMM micro-tiles
+
+
+def _split(total: int, parts: int = 2) -> tuple[int, int]:
+    """(step, chunks) cutting ``total`` into ``parts`` bands aligned to ALIGN (one if too small)."""
+    if total < parts * ALIGN:
+        return max(total, 1), 1
+    step = -(-total // parts)
+    step = -(-step // ALIGN) * ALIGN
+    return step, -(-total // step)
+
+
+def supports_gemm(*arrays: np.ndarray) -> bool:
+    return _blas.available() and all(a.dtype == np.float32 for a in arrays)
+
+
+def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0) -> np.ndarray:
+    """``c = beta * c + sum_t a[t] @ taps[t]`` in place, float32: a (T, M, K) contiguous, taps[t]
+    (K, N) and c (M, N) row-major 2-D windows (any row stride). Cut into two bands of rows, or
+    of columns when N is the bigger side, one per thread."""
+    fn, ilp64 = _blas.sgemm_address()
+    t, m, k = a.shape
+    n = c.shape[1]
+    if c.shape[0] != m or len(taps) != t or any(v.shape != (k, n) for v in taps) or not a.flags.c_contiguous:
+        raise ValueError(f"gemm_sum: {a.shape} @ {[v.shape for v in taps]} -> {c.shape} does not fit")
+    if m == 0 or n == 0:
+        return c
+    if k == 0:
+        c *= beta
+        return c
+    table = np.array([(v.ctypes.data, _blas.ld(v)) for v in taps], dtype=np.int64)
+    axis = 1 if n >= 2 * m else 0
+    step, chunks = _split(n if axis else m)
+    _POOL.run((GEMM, fn, ilp64, m, n, k, a.ctypes.data, k, m * k, c.ctypes.data, _blas.ld(c), t,
+               table.ctypes.data, axis, step), (beta,), chunks)
+    return c
+
+
+def depthwise(x, fill, taps, w, b, sh, sw, ph, pw, code, lo, hi, alpha, y) -> None:
+    """The 3x3 depthwise kernel (fk._depthwise3x3) over all planes, float32, contiguous arrays,
+    planes split between the threads."""
+    n, c, h, wd = x.shape
+    oh, ow = y.shape[2:]
+    step, chunks = _split(n * c)
+    bias = b if b is not None else y  # any float32 pointer; unused without a bias
+    _POOL.run((DEPTHWISE, n, c, h, wd, oh, ow, fill.shape[0], sh, sw, ph, pw, b is not None, code, step,
+               x.ctypes.data, fill.ctypes.data, taps.ctypes.data, w.ctypes.data, bias.ctypes.data,
+               y.ctypes.data), (lo, hi, alpha), chunks)
+
+
+def epilogue(rows: np.ndarray, b, m: int, z, code, lo, hi, alpha) -> None:
+    """fk._epilogue over all rows of rows (R, P), float32 contiguous, rows split between threads."""
+    r, p = rows.shape
+    step, chunks = _split(r) if r * p >= 4096 else (max(r, 1), 1)
+    _POOL.run((EPILOGUE, r, p, m, b is not None, z is not None, code, step, rows.ctypes.data,
+               (b if b is not None else rows).ctypes.data, (z if z is not None else rows).ctypes.data),
+              (lo, hi, alpha), chunks)

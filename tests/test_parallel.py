@@ -1,0 +1,162 @@
+"""The two-thread pool of course/ops/_parallel.py: jobs split between the session's thread and a
+helper give the same bits as the same chunks run by one thread, the helper really takes chunks,
+and the pool is released whatever happens in a run."""
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import course
+from course.models.builders import build_model
+from course.ops import _blas
+
+pytestmark = pytest.mark.skipif(not _blas.available(), reason="numpy's BLAS is not OpenBLAS")
+
+P = pytest.importorskip("course.ops._parallel")
+two_cpus = pytest.mark.skipif(not P._POOL.enabled(), reason="the pool needs two CPUs (and not Windows)")
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _wait_for_helper(job, timeout=5.0):
+    """Repeat ``job`` inside running() until the helper has taken a chunk; returns job's result."""
+    start = P._POOL.state[P.HELPED]
+    deadline = time.monotonic() + timeout
+    with P.running() as on:
+        assert on
+        while True:
+            out = job()
+            if P._POOL.state[P.HELPED] > start or time.monotonic() > deadline:
+                break
+    assert P._POOL.state[P.HELPED] > start, "the helper thread never took a chunk"
+    return out
+
+
+@pytest.mark.parametrize("m,k,n,ntaps", [(576, 96, 196, 1), (24, 144, 3136, 1), (64, 32, 300, 9), (7, 5, 9, 2)])
+def test_gemm_sum_same_bits_pooled_or_alone(m, k, n, ntaps):
+    rng = _rng()
+    a = rng.standard_normal((ntaps, m, k)).astype(np.float32)
+    big = rng.standard_normal((k, n + 40)).astype(np.float32)
+    taps = [big[:, t:t + n] for t in range(ntaps)]  # strided windows, as conv's taps are
+    alone = rng.standard_normal((m, n)).astype(np.float32)
+    c0 = alone.copy()
+    P.gemm_sum(a, taps, alone, beta=1.0)
+    want = c0.astype(np.float64) + sum(a[t].astype(np.float64) @ taps[t] for t in range(ntaps))
+    np.testing.assert_allclose(alone, want, rtol=1e-4, atol=1e-3)
+
+    def job():
+        c = c0.copy()
+        return P.gemm_sum(a, taps, c, beta=1.0)
+    if P._POOL.enabled() and P._split(max(m, n))[1] > 1:
+        pooled = _wait_for_helper(job)
+    else:
+        pooled = job()
+    assert np.array_equal(pooled, alone)
+
+
+def test_split_cuts_aligned_bands_or_none():
+    assert P._split(10) == (10, 1)
+    assert P._split(31) == (31, 1)
+    assert P._split(96) == (48, 2)
+    assert P._split(100) == (64, 2)
+    step, chunks = P._split(12544)
+    assert step % P.ALIGN == 0 and chunks == 2 and step * chunks >= 12544
+
+
+@two_cpus
+def test_depthwise_and_epilogue_same_bits_pooled():
+    from course.ops import _fused_kernels as fk
+
+    rng = _rng(1)
+    x = rng.standard_normal((1, 96, 28, 28)).astype(np.float32)
+    w = rng.standard_normal((96, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(96).astype(np.float32)
+    z = rng.standard_normal((1, 96, 14, 14)).astype(np.float32)
+    args = (x, w, b, [2, 2], [1, 1, 1, 1], None, "NOTSET", "Clip", [0.0, 6.0])
+    alone = fk.depthwise_conv2d(*args)
+
+    def job():
+        y = fk.depthwise_conv2d(*args)
+        return y, fk.epilogue(y.copy(), b, "Relu", [], z)
+    pooled, pooled_epi = _wait_for_helper(job)
+    assert np.array_equal(pooled, alone)
+    assert np.array_equal(pooled_epi, fk.epilogue(alone.copy(), b, "Relu", [], z))
+    ref = np.maximum(alone + b[:, None, None] + z, 0)
+    np.testing.assert_array_equal(pooled_epi, ref)
+
+
+@two_cpus
+def test_session_pooled_equals_single_thread(monkeypatch):
+    model = build_model("mobilenetv2", image_size=64, num_classes=10, width=0.5)
+    x = _rng(2).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    sess = course.InferenceSession(model)
+    before = P._POOL.state[P.HELPED]
+    pooled = [sess.run(None, {"input": x})[0] for _ in range(5)]
+    assert P._POOL.state[P.HELPED] >= before  # (whether it helped depends on timing)
+    monkeypatch.setenv("COURSE_NUM_THREADS", "1")
+    assert not P._POOL.enabled()
+    alone = sess.run(None, {"input": x})[0]
+    for y in pooled:
+        assert np.array_equal(y, alone)
+
+
+@two_cpus
+def test_blas_threads_restored_and_pool_released_after_a_failing_run():
+    before = _blas.set_threads(2)
+    _blas.set_threads(before)
+    model = build_model("resnet", image_size=32, num_classes=10, width=0.25)
+    x = _rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("learner's kernel failed")
+    bad = course.InferenceSession(model, custom_kernels={"Relu": boom})
+    with pytest.raises(course.EngineError, match="learner's kernel failed"):
+        bad.run(None, {"input": x})
+    assert not P._POOL.lock.locked() and P._POOL.owner is None
+    assert _blas.set_threads(before) == before  # what was there before the run
+    good = course.InferenceSession(model)
+    assert good.run(None, {"input": x})[0].shape == (1, 10)
+
+
+@two_cpus
+def test_nested_and_concurrent_runs_do_not_share_the_pool():
+    rng = _rng(4)
+    a = rng.standard_normal((1, 64, 48)).astype(np.float32)
+    b = rng.standard_normal((48, 256)).astype(np.float32)
+    want = P.gemm_sum(a, [b], np.empty((64, 256), np.float32))
+    seen = {}
+
+    def other_thread():
+        with P.running() as on:  # the main thread holds the pool: this one runs alone
+            seen["on"] = on
+            seen["y"] = P.gemm_sum(a, [b], np.empty((64, 256), np.float32))
+    with P.running() as outer:
+        with P.running() as inner:
+            assert outer and not inner
+        t = threading.Thread(target=other_thread)
+        t.start()
+        t.join()
+    assert seen["on"] is False and np.array_equal(seen["y"], want)
+
+
+def _child_job():
+    a = np.ones((1, 64, 32), np.float32)
+    b = np.ones((32, 128), np.float32)
+    with P.running():
+        y = P.gemm_sum(a, [b], np.empty((64, 128), np.float32))
+    return float(y.sum())
+
+
+@two_cpus
+def test_a_forked_child_gets_a_fresh_pool():
+    with P.running():  # the parent's helper exists and may be mid-loop at fork time
+        P.gemm_sum(np.ones((1, 64, 32), np.float32), [np.ones((32, 128), np.float32)],
+                   np.empty((64, 128), np.float32))
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_child_job) == 64 * 128 * 32
