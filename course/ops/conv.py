@@ -30,9 +30,9 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
     if group == 1 and all(v == 1 for v in k):  # 1x1: a plain matmul, no im2col at all
         xs = win.tap_view(win.pad_input(x, pb, pe), (0,) * nsp, out, s, d)
         xs = xs.reshape(n, c, int(np.prod(out)))
-        if _pooled(x, w):
+        if _pooled(x, w):  # both threads, one band of output rows or columns each
             if xs.strides[2] != xs.itemsize:
-                xs = np.ascontiguousarray(xs)  # both threads, one band of output rows or columns each
+                xs = np.ascontiguousarray(xs)
             y = np.empty((n, m, xs.shape[2]), dtype=x.dtype)
             wm = np.ascontiguousarray(w.reshape(1, m, c))
             for i in range(n):
