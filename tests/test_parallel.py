@@ -96,9 +96,11 @@ def test_session_pooled_equals_single_thread(monkeypatch):
     model = build_model("mobilenetv2", image_size=64, num_classes=10, width=0.5)
     x = _rng(2).standard_normal((1, 3, 64, 64)).astype(np.float32)
     sess = course.InferenceSession(model)
-    before = P._POOL.state[P.HELPED]
-    pooled = [sess.run(None, {"input": x})[0] for _ in range(5)]
-    assert P._POOL.state[P.HELPED] >= before  # (whether it helped depends on timing)
+    before, pooled = P._POOL.state[P.HELPED], []
+    deadline = time.monotonic() + 10
+    while len(pooled) < 3 or (P._POOL.state[P.HELPED] == before and time.monotonic() < deadline):
+        pooled.append(sess.run(None, {"input": x})[0])
+    assert P._POOL.state[P.HELPED] > before, "no run of the session was shared with the helper"
     monkeypatch.setenv("COURSE_NUM_THREADS", "1")
     assert not P._POOL.enabled()
     alone = sess.run(None, {"input": x})[0]

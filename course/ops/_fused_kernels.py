@@ -11,9 +11,10 @@ arithmetic follows ``conv.conv_core``'s depthwise path exactly (taps row-major, 
 rounded then added, bias last; numba does not contract ``v += x * w`` into an FMA without
 fastmath), so results are bit for bit those of Conv then the activation.
 
-Single-threaded on purpose: splitting these loops over Python threads (or numba's workqueue /
-OpenMP layers) made whole MobileNetV2 runs slower on a 2-core machine, where waking a sleeping
-thread costs ~50 us and numpy's OpenBLAS workers spin on the other core between GEMMs.
+The loops take a range (planes k0..k1, rows r0..r1) and have no threads of their own: in a
+session run, float32 calls are cut in two and shared with the helper thread of
+course/ops/_parallel.py (Python threads or numba's workqueue / OpenMP layers cost ~50 us per
+wake-up, as much as a small layer).
 
 This module imports numba: course/ops/fused_conv.py imports it on first use, so ``import course``
 stays light. The loops are compiled on first call and cached on disk (``cache=True``).

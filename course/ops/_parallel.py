@@ -95,22 +95,20 @@ def _cas(typingctx, arr, idx, expected, new):
     return sig, codegen
 
 
-@intrinsic
-def _f32_ptr(typingctx, addr):
-    sig = types.CPointer(types.float32)(types.int64)
+def _pointer_from(element):
+    """An intrinsic turning an int64 address into a pointer to ``element`` (for numba.carray)."""
+    @intrinsic
+    def cast(typingctx, addr):
+        sig = types.CPointer(element)(types.int64)
 
-    def codegen(context, builder, sig, args):
-        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
-    return sig, codegen
+        def codegen(context, builder, sig, args):
+            return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+        return sig, codegen
+    return cast
 
 
-@intrinsic
-def _i64_ptr(typingctx, addr):
-    sig = types.CPointer(types.int64)(types.int64)
-
-    def codegen(context, builder, sig, args):
-        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
-    return sig, codegen
+_f32_ptr = _pointer_from(types.float32)
+_i64_ptr = _pointer_from(types.int64)
 
 
 @intrinsic
@@ -353,10 +351,6 @@ def _split(total: int, parts: int = 2) -> tuple[int, int]:
     step = -(-total // parts)
     step = -(-step // ALIGN) * ALIGN
     return step, -(-total // step)
-
-
-def supports_gemm(*arrays: np.ndarray) -> bool:
-    return _blas.available() and all(a.dtype == np.float32 for a in arrays)
 
 
 def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0) -> np.ndarray:

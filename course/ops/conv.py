@@ -5,7 +5,8 @@ accumulates one whole-tensor multiply-add per kernel tap instead of a tiny GEMM 
 a 3x3 float one runs the compiled kernel of _fused_kernels.py, which does the same sums in the
 same order); a 2-D convolution over planes >= 14x14 with >= 16 input channels is one
 accumulating BLAS GEMM per kernel tap over shifted windows of the padded input, with no im2col
-buffer (_tap_gemms).
+buffer (_tap_gemms). float32 GEMMs go through course/ops/_parallel.py, which shares them with
+its helper thread during a session run.
 """
 from __future__ import annotations
 
