@@ -60,6 +60,37 @@ def test_gemm_sum_same_bits_pooled_or_alone(m, k, n, ntaps):
     assert np.array_equal(pooled, alone)
 
 
+@pytest.mark.parametrize("m,k,n", [(576, 96, 196), (96, 16, 12544), (24, 144, 3136)])
+def test_gemm_sum_epilogue_in_the_bands(m, k, n):
+    """Bias, residual and Clip applied inside the bands (row bands; column bands made in several
+    blocks) give the bits of the plain GEMM followed by fk.epilogue, pooled or alone."""
+    from course.ops import _fused_kernels as fk
+
+    rng = _rng(4)
+    a = rng.standard_normal((1, m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(m).astype(np.float32)
+    zbig = rng.standard_normal((m, n + 8)).astype(np.float32)
+    z = zbig[:, 3:n + 3]  # a window with its own row stride
+    act = fk.scalars(np.float32, "Clip", [-0.5, 1.0])
+    if n >= 2 * m:
+        step = P._split(n)[0]
+        assert P.BLOCK_MIN <= P.BLOCK_BYTES // (4 * (m + k)) < step  # several blocks per band
+    plain = P.gemm_sum(a, [b], np.empty((m, n), np.float32))
+    want = fk.epilogue(plain.reshape(1, m, n).copy(), bias, "Clip", [-0.5, 1.0], np.ascontiguousarray(z))[0]
+    ref = np.clip(a[0].astype(np.float64) @ b + bias[:, None] + z, -0.5, 1.0)
+    np.testing.assert_allclose(want, ref, rtol=1e-4, atol=1e-4)
+
+    def job():
+        return P.gemm_sum(a, [b], np.empty((m, n), np.float32), bias=bias, z=z, act=act)
+    alone = job()
+    assert np.array_equal(alone, want)
+    if P._POOL.enabled():
+        assert np.array_equal(_wait_for_helper(job), want)
+    no_z = P.gemm_sum(a, [b], np.empty((m, n), np.float32), bias=bias, act=fk.scalars(np.float32, "Relu", []))
+    assert np.array_equal(no_z, np.maximum(plain + bias[:, None], 0))
+
+
 def test_split_cuts_aligned_bands_or_none():
     assert P._split(10) == (10, 1)
     assert P._split(31) == (31, 1)

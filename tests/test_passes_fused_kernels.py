@@ -75,23 +75,28 @@ def test_fused_conv_rejects_unknown_activations(act, params):
 ADD = lookup("Add", 14).compute
 
 
-@pytest.mark.parametrize("case", ["depthwise-s1", "depthwise-s2", "depthwise+z", "dense+z", "dense"])
+@pytest.mark.parametrize("case", ["depthwise-s1", "depthwise-s2", "depthwise+z", "dense+z", "dense",
+                                  "pointwise", "pointwise+z", "pointwise-s2+z", "im2col+z"])
 def test_fused_conv_is_bit_exact_at_larger_sizes(case):
     """Batch 2, 24 channels, 95x91: many planes per call (a plane/bias index mix-up shows), the
-    stride-2 de-interleaving with an odd width, and the residual input Z."""
+    stride-2 de-interleaving with an odd width, and the residual input Z. 1x1 and im2col ones run
+    the epilogue inside the GEMM's bands (several column blocks per thread at this size); the
+    expected value is the plain convolution, then numpy's bias add, Add and Clip."""
     r = np.random.default_rng(5)
-    c = 24
+    c = 24 if case != "im2col+z" else 3
     depthwise = case.startswith("depthwise")
+    k = 1 if case.startswith("pointwise") else 3
     x = r.standard_normal((2, c, 95, 91)).astype(np.float32)
-    w = r.standard_normal((c, 1 if depthwise else c, 3, 3)).astype(np.float32)
-    b = r.standard_normal(c).astype(np.float32)
-    attrs = dict(group=c if depthwise else 1, pads=[1, 0, 1, 2], strides=[2, 2] if case.endswith("s2") else [1, 1])
-    y = CONV.compute(x, w, b, **attrs)
+    w = r.standard_normal((c if c > 3 else 40, 1 if depthwise else c, k, k)).astype(np.float32)
+    b = r.standard_normal(w.shape[0]).astype(np.float32)
+    attrs = dict(group=c if depthwise else 1, pads=[1, 0, 1, 2], strides=[2, 2] if "s2" in case else [1, 1])
+    y = CONV.compute(x, w, None, **attrs) + b[:, None, None]
     z = r.standard_normal(y.shape).astype(np.float32) if case.endswith("+z") else None
     params, act = ACTS["Clip"]
     want = act(ADD(y, z) if z is not None else y)
     got = FUSED.compute(x, w, b, z, activation="Clip", activation_params=params, **attrs)
     np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(CONV.compute(x, w, b, **attrs), y)  # Conv's bias, also in the bands
 
 
 @pytest.mark.parametrize("group, k", [(1, 1), (1, 3), (3, 3)])

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import sys
 import threading
@@ -164,30 +165,59 @@ def _span(i, step, total):
     return lo, min(total, lo + step)
 
 
+@njit(inline="always")
+def _epilogue_block(c, ldc, r0, r1, c0, c1, bias, has_bias, z, ldz, has_z, act, lo, hi, alpha):
+    # c[r, c0:c1] = act(c[r, c0:c1] + bias[r] + z[r, c0:c1]) for rows r0..r1 of flat row-major
+    # buffers (ldc, ldz: elements between rows); the arithmetic of fk._epilogue, element by element.
+    for r in range(r0, r1):
+        row = c[r * ldc + c0:r * ldc + c1]
+        zrow = z[r * ldz + c0:r * ldz + c1] if has_z else row  # unused without a residual
+        b = bias[r] if has_bias else lo  # unused without a bias
+        for o in range(row.shape[0]):
+            v = row[o]
+            if has_bias:
+                v += b
+            if has_z:
+                v += zrow[o]
+            row[o] = fk._activate(v, act, lo, hi, alpha)
+
+
 @njit(cache=True, nogil=True)
 def _run_chunk(args, fargs, i):
     kind = args[0]
     if kind == GEMM:
         # C (m, n; ldc) = beta * C + sum over taps t of A_t (m, k; lda) @ B_t (k, n; ld_t), where
         # A_t = a + t * a_tap and (B_t, ld_t) = taps[t]; chunk i is a band of rows (axis 0) or of
-        # columns (axis 1) of C.
+        # columns (axis 1) of C. With an epilogue, C = act(C + bias[row] + Z) follows on each band
+        # while it is still in cache: a column band is made ``block`` columns at a time for that.
         fn, ilp64, m, n, k = args[1], args[2], args[3], args[4], args[5]
         a, lda, a_tap, c, ldc, ntaps, taps_at, axis, step = (args[6], args[7], args[8], args[9], args[10],
                                                            args[11], args[12], args[13], args[14])
+        epi, bias_at, has_bias, z_at, ldz, has_z, act, block = (args[15], args[16], args[17], args[18],
+                                                                args[19], args[20], args[21], args[22])
         taps = carray(_i64_ptr(taps_at), (ntaps, 2))
         if axis == 0:
             r0, r1 = _span(i, step, m)
-            rows, cols, a_off, b_off, c_off = r1 - r0, n, r0 * lda, 0, r0 * ldc
+            c0, c1, block = 0, n, n
         else:
+            r0, r1 = 0, m
             c0, c1 = _span(i, step, n)
-            rows, cols, a_off, b_off, c_off = m, c1 - c0, 0, c0, c0
-        for t in range(ntaps):
-            beta = np.float32(fargs[0]) if t == 0 else np.float32(1.0)
-            at, bt, ct = a + (a_off + t * a_tap) * F32, taps[t, 0] + b_off * F32, c + c_off * F32
-            if ilp64:
-                _sgemm64(fn, rows, cols, k, at, lda, bt, taps[t, 1], beta, ct, ldc)
-            else:
-                _sgemm32(fn, rows, cols, k, at, lda, bt, taps[t, 1], beta, ct, ldc)
+        for s0 in range(c0, c1, block):
+            s1 = min(c1, s0 + block)
+            for t in range(ntaps):
+                beta = np.float32(fargs[0]) if t == 0 else np.float32(1.0)
+                at = a + (r0 * lda + t * a_tap) * F32
+                bt, ct = taps[t, 0] + s0 * F32, c + (r0 * ldc + s0) * F32
+                if ilp64:
+                    _sgemm64(fn, r1 - r0, s1 - s0, k, at, lda, bt, taps[t, 1], beta, ct, ldc)
+                else:
+                    _sgemm32(fn, r1 - r0, s1 - s0, k, at, lda, bt, taps[t, 1], beta, ct, ldc)
+            if epi:
+                size = (m - 1) * ldc + n
+                _epilogue_block(carray(_f32_ptr(c), (size,)), ldc, r0, r1, s0, s1,
+                                carray(_f32_ptr(bias_at), (m if has_bias else 0,)), has_bias != 0,
+                                carray(_f32_ptr(z_at), ((m - 1) * ldz + n if has_z else 0,)), ldz, has_z != 0,
+                                act, np.float32(fargs[1]), np.float32(fargs[2]), np.float32(fargs[3]))
     elif kind == DEPTHWISE:
         n, c, h, w, oh, ow = args[1], args[2], args[3], args[4], args[5], args[6]
         nfill, sh, sw, ph, pw, has_bias, act, step = (args[7], args[8], args[9], args[10], args[11],
@@ -342,6 +372,19 @@ def running():
 
 # ---- kernels as jobs ----------------------------------------------------------------------------
 ALIGN = 16  # chunk boundaries on whole SIMD vectors / GEMM micro-tiles
+BLOCK_BYTES = 512 * 1024  # a GEMM block with an epilogue: its output and input columns, in L2
+BLOCK_MIN = 256  # columns; narrower blocks pay OpenBLAS's per-call cost too often
+
+
+@functools.lru_cache(maxsize=1)
+def _sgemm() -> tuple[int, bool]:
+    return _blas.sgemm_address()
+
+
+@njit(nogil=True, cache=True)
+def _address(a):
+    """The address of a's first element (5x quicker than ``a.ctypes.data`` from Python)."""
+    return a.ctypes.data
 
 
 def _split(total: int, parts: int = 2) -> tuple[int, int]:
@@ -353,25 +396,42 @@ def _split(total: int, parts: int = 2) -> tuple[int, int]:
     return step, -(-total // step)
 
 
-def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0) -> np.ndarray:
+def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=None, z=None,
+             act=None) -> np.ndarray:
     """``c = beta * c + sum_t a[t] @ taps[t]`` in place, float32: a (T, M, K) contiguous, taps[t]
     (K, N) and c (M, N) row-major 2-D windows (any row stride). Cut into two bands of rows, or
-    of columns when N is the bigger side, one per thread."""
-    fn, ilp64 = _blas.sgemm_address()
+    of columns when N is the bigger side, one per thread.
+
+    With ``act`` = (code, lo, hi, alpha) of fk.scalars, the FusedConv epilogue follows on each
+    band while it is in cache: ``c = act(c + bias[:, None] + z)``, bias (M,) contiguous or None,
+    z an (M, N) row-major window or None; the same bits as fk.epilogue afterwards."""
+    fn, ilp64 = _sgemm()
     t, m, k = a.shape
     n = c.shape[1]
-    if c.shape[0] != m or len(taps) != t or any(v.shape != (k, n) for v in taps) or not a.flags.c_contiguous:
+    if (c.shape[0] != m or len(taps) != t or any(v.shape != (k, n) for v in taps) or not a.flags.c_contiguous
+            or (z is not None and z.shape != c.shape) or (bias is not None and bias.shape != (m,))):
         raise ValueError(f"gemm_sum: {a.shape} @ {[v.shape for v in taps]} -> {c.shape} does not fit")
     if m == 0 or n == 0:
         return c
-    if k == 0:
+    code, lo, hi, alpha = act if act is not None else (0, 0.0, 0.0, 0.0)
+    if k == 0 or t == 0:  # nothing to multiply: c = beta * c, then the epilogue
         c *= beta
+        if act is not None:
+            fk._epilogue(c, bias if bias is not None else np.zeros(0, np.float32), bias is not None,
+                         z if z is not None else c, z is not None, code, lo, hi, alpha, 0, m)
         return c
-    table = np.array([(v.ctypes.data, _blas.ld(v)) for v in taps], dtype=np.int64)
+    table = np.empty((t, 2), dtype=np.int64)
+    for i, v in enumerate(taps):
+        table[i] = _address(v), _blas.ld(v)
     axis = 1 if n >= 2 * m else 0
     step, chunks = _split(n if axis else m)
-    _POOL.run((GEMM, fn, ilp64, m, n, k, a.ctypes.data, k, m * k, c.ctypes.data, _blas.ld(c), t,
-               table.ctypes.data, axis, step), (beta,), chunks)
+    block = step
+    if act is not None and axis == 1:  # output and input columns of a block stay in L2 together
+        block = max(BLOCK_MIN, BLOCK_BYTES // (F32 * (m + k)) // ALIGN * ALIGN)
+    _POOL.run((GEMM, fn, ilp64, m, n, k, _address(a), k, m * k, _address(c), _blas.ld(c), t,
+               _address(table), axis, step, act is not None, _address(bias if bias is not None else c),
+               bias is not None, _address(z if z is not None else c), _blas.ld(z) if z is not None else 0,
+               z is not None, code, block), (beta, lo, hi, alpha), chunks)
     return c
 
 
@@ -383,14 +443,14 @@ def depthwise(x, fill, taps, w, b, sh, sw, ph, pw, code, lo, hi, alpha, y) -> No
     step, chunks = _split(n * c)
     bias = b if b is not None else y  # any float32 pointer; unused without a bias
     _POOL.run((DEPTHWISE, n, c, h, wd, oh, ow, fill.shape[0], sh, sw, ph, pw, b is not None, code, step,
-               x.ctypes.data, fill.ctypes.data, taps.ctypes.data, w.ctypes.data, bias.ctypes.data,
-               y.ctypes.data), (lo, hi, alpha), chunks)
+               _address(x), _address(fill), _address(taps), _address(w), _address(bias), _address(y)),
+              (lo, hi, alpha), chunks)
 
 
 def epilogue(rows: np.ndarray, b, m: int, z, code, lo, hi, alpha) -> None:
     """fk._epilogue over all rows of rows (R, P), float32 contiguous, rows split between threads."""
     r, p = rows.shape
     step, chunks = _split(r) if r * p >= 4096 else (max(r, 1), 1)
-    _POOL.run((EPILOGUE, r, p, m, b is not None, z is not None, code, step, rows.ctypes.data,
-               (b if b is not None else rows).ctypes.data, (z if z is not None else rows).ctypes.data),
+    _POOL.run((EPILOGUE, r, p, m, b is not None, z is not None, code, step, _address(rows),
+               _address(b if b is not None else rows), _address(z if z is not None else rows)),
               (lo, hi, alpha), chunks)

@@ -22,8 +22,13 @@ from course.ops.base import InferContext, Op
 from course.ops.registry import register
 
 
-def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="NOTSET"):
-    """Convolution without bias: x (N, C, *S), w (M, C/group, *K) -> (N, M, *O), x's dtype."""
+def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="NOTSET", post=None):
+    """Convolution: x (N, C, *S), w (M, C/group, *K) -> (N, M, *O), x's dtype, a fresh array.
+
+    ``post`` = (bias or None, z or None, activation, params), float32 or float64 only, z of the
+    output's shape: ``y = activation(y + bias + z)`` in place, FusedConv's epilogue. On the float32
+    GEMM routes it runs on each band of the GEMM while the band is still in cache
+    (_parallel.gemm_sum); elsewhere as one pass afterwards (fk.epilogue). Same bits either way."""
     n, c, m, nsp = x.shape[0], x.shape[1], w.shape[0], x.ndim - 2
     if w.ndim != x.ndim or c != w.shape[1] * group or m % group:
         raise ShapeError(f"X {x.shape} and W {w.shape} do not fit group={group}")
@@ -35,15 +40,14 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
             if xs.strides[2] != xs.itemsize:
                 xs = np.ascontiguousarray(xs)
             y = np.empty((n, m, xs.shape[2]), dtype=x.dtype)
-            wm = np.ascontiguousarray(w.reshape(1, m, c))
-            for i in range(n):
-                _parallel().gemm_sum(wm, [xs[i]], y[i])
+            _pooled_gemms(_weight_matrix(w), [xs], y, post)
             return y.reshape((n, m) + tuple(out))
-        return np.matmul(w.reshape(m, c), xs).reshape((n, m) + tuple(out))
+        y = np.matmul(w.reshape(m, c), xs).reshape((n, m) + tuple(out))
+        return _finish(y, post)
     if nsp == 2:  # every tap is a contiguous slice; results live on an (OH, PW) grid
         taps, width = win.flat_taps(x, k, s, d, pb, out)
         if group == 1 and _use_tap_gemms(x, w, out):
-            return _tap_gemms(taps, w, n, m, out, width)
+            return _tap_gemms(taps, w, n, m, out, width, post)
     else:
         xp = win.pad_input(x, pb, pe)
         taps = [win.tap_view(xp, t, out, s, d) for t in np.ndindex(*k)]
@@ -64,14 +68,45 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
         col = col.reshape(n, group, (c // group) * len(taps), int(np.prod(out)))
         if group == 1 and _pooled(x, w):
             y = np.empty((n, m, col.shape[3]), dtype=x.dtype)
-            wm = np.ascontiguousarray(w.reshape(1, m, -1))
-            for i in range(n):
-                _parallel().gemm_sum(wm, [col[i, 0]], y[i])
+            _pooled_gemms(_weight_matrix(w), [col[:, 0]], y, post)
             return y.reshape((n, m) + tuple(out))
         y = np.matmul(w.reshape(group, m // group, -1), col)  # (N, group, M/group, P)
-        return y.reshape((n, m) + tuple(out))
+        return _finish(y.reshape((n, m) + tuple(out)), post)
     y = y.reshape((n, m) + tuple(out[:-1]) + (width,))
-    return y if width == out[-1] else np.ascontiguousarray(y[..., :out[-1]])
+    return _finish(y if width == out[-1] else np.ascontiguousarray(y[..., :out[-1]]), post)
+
+
+def output_shape(x, w, strides=None, pads=None, dilations=None, auto_pad="NOTSET") -> tuple:
+    """(N, M, *out) of the convolution of x by w (as conv_core will make it)."""
+    out = _setup(x.shape[2:], w.shape[2:], _key(strides), _key(pads), _key(dilations), auto_pad)[3]
+    return (x.shape[0], w.shape[0]) + out
+
+
+def _finish(y, post):
+    """Apply ``post`` (see conv_core) to a finished output, as one pass."""
+    if post is None:
+        return y
+    from course.ops import _fused_kernels as fk
+
+    b, z, activation, params = post
+    return fk.epilogue(y, b, activation, params, z)
+
+
+def _pooled_gemms(wt, taps, y, post):
+    """y[i] = sum_t wt[t] @ taps[t][i] per image through _parallel.gemm_sum, ``post`` fused in.
+    wt (T, M, K), taps[t] (N, K, P) with row-major images, y (N, M, P) contiguous."""
+    par = _parallel()
+    n, m, p = y.shape
+    bias = z = act = None
+    if post is not None:
+        from course.ops import _fused_kernels as fk
+
+        b, z, activation, params = post
+        act = fk.scalars(y.dtype, activation, params)
+        bias = None if b is None else np.ascontiguousarray(b, dtype=y.dtype).reshape(m)
+        z = None if z is None else np.ascontiguousarray(z, dtype=y.dtype).reshape(n, m, p)
+    for i in range(n):
+        par.gemm_sum(wt, [view[i] for view in taps], y[i], bias=bias, z=None if z is None else z[i], act=act)
 
 
 def supports_depthwise(x: np.ndarray, w: np.ndarray, group: int) -> bool:
@@ -99,37 +134,51 @@ def _use_tap_gemms(x, w, out) -> bool:
             and out[0] * out[1] >= 196 and _blas.available())
 
 
-def _tap_gemms(taps, w, n, m, out, width):
+def _tap_gemms(taps, w, n, m, out, width, post=None):
     """Convolution as one accumulating GEMM per kernel tap, no im2col: Y_grid += W[:, :, i, j] @
     tap(i, j), where tap(i, j) is a (C, OH*PW) window of the (phase of the) padded input with
     leading dimension PH*PW (_window.flat_taps). The im2col buffer (C*KH*KW x OH*OW, written then
-    read back) never exists; the price is a grid PW/OW wider than the output, cropped at the end."""
+    read back) never exists; the price is a grid PW/OW wider than the output, cropped at the end.
+    ``post`` runs inside the GEMM's bands unless a residual would need the cropped layout."""
     wt = _tap_major(w)
     grid = np.empty((n, m, out[0] * width), dtype=w.dtype)
-    for i in range(n):
-        if w.dtype == np.float32:  # one job: each thread makes all the taps of its band
-            _parallel().gemm_sum(wt, [view[i] for view in taps], grid[i])
-            continue
-        for t, view in enumerate(taps):
-            _blas.gemm(wt[t], view[i], grid[i], beta=0.0 if t == 0 else 1.0)
+    if w.dtype == np.float32:  # one job per image: each thread makes all the taps of its band
+        fused = post is not None and (post[1] is None or width == out[1])
+        _pooled_gemms(wt, taps, grid, post if fused else None)
+        post = None if fused else post
+    else:
+        for i in range(n):
+            for t, view in enumerate(taps):
+                _blas.gemm(wt[t], view[i], grid[i], beta=0.0 if t == 0 else 1.0)
     y = grid.reshape((n, m, out[0], width))
-    return y if width == out[1] else np.ascontiguousarray(y[..., :out[1]])
+    return _finish(y if width == out[1] else np.ascontiguousarray(y[..., :out[1]]), post)
 
 
-_TAP_MAJOR: dict[int, tuple] = {}
+_DERIVED: dict[tuple[str, int], tuple] = {}
+
+
+def _derived(kind: str, w: np.ndarray, make) -> np.ndarray:
+    """``make(w)``, made once per read-only weight and kept while it lives (a session's weights
+    are read-only snapshots, so a rearranged copy of one stays valid)."""
+    key = (kind, id(w))
+    hit = _DERIVED.get(key)
+    if hit is not None and hit[0]() is w:
+        return hit[1]
+    out = make(w)
+    if not w.flags.writeable:
+        _DERIVED[key] = (weakref.ref(w, lambda _, key=key: _DERIVED.pop(key, None)), out)
+    return out
 
 
 def _tap_major(w: np.ndarray) -> np.ndarray:
-    """W (M, C, KH, KW) as (KH*KW, M, C), each tap's matrix contiguous. A session's weights are
-    read-only snapshots, so their rearranged copy is made once and kept while W lives."""
-    key = id(w)
-    hit = _TAP_MAJOR.get(key)
-    if hit is not None and hit[0]() is w:
-        return hit[1]
-    wt = np.ascontiguousarray(w.reshape(w.shape[0], w.shape[1], -1).transpose(2, 0, 1))
-    if not w.flags.writeable:
-        _TAP_MAJOR[key] = (weakref.ref(w, lambda _, key=key: _TAP_MAJOR.pop(key, None)), wt)
-    return wt
+    """W (M, C, KH, KW) as (KH*KW, M, C), each tap's matrix contiguous."""
+    return _derived("taps", w, lambda w: np.ascontiguousarray(w.reshape(w.shape[0], w.shape[1], -1)
+                                                              .transpose(2, 0, 1)))
+
+
+def _weight_matrix(w: np.ndarray) -> np.ndarray:
+    """W (M, C, *K) as one contiguous (1, M, C*prod(K)) matrix."""
+    return _derived("matrix", w, lambda w: np.ascontiguousarray(w.reshape(1, w.shape[0], -1)))
 
 
 def _key(v):
@@ -190,6 +239,8 @@ class Conv(Op):
             # the compiled 3x3 depthwise kernel (ShuffleNet's unactivated ones): same sums in the
             # same order as conv_core's numpy route, bias last, so the same bits
             return fk.depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, "Identity")
+        if b is not None and _pooled(x, w) and b.dtype == x.dtype:  # the bias add inside the GEMM's bands
+            return conv_core(x, w, group, strides, pads, dilations, auto_pad, post=(b, None, "Identity", ()))
         y = conv_core(x, w, group, strides, pads, dilations, auto_pad)
         if b is not None:
             y += b.reshape((-1,) + (1,) * (y.ndim - 2))

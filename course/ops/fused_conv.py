@@ -16,7 +16,7 @@ import numpy as np
 
 from course.errors import DTypeError, OpAttributeError, ShapeError
 from course.ops.base import REQUIRED, InferContext, Op, broadcast_shapes
-from course.ops.conv import CONV_ATTRS, Conv, conv_core, supports_depthwise
+from course.ops.conv import CONV_ATTRS, Conv, conv_core, output_shape, supports_depthwise
 from course.ops.registry import register
 
 ACTIVATIONS = {"Relu": 0, "Clip": 2, "LeakyRelu": 1, "Identity": 0}  # name -> number of activation_params
@@ -74,6 +74,10 @@ class FusedConv(Op):
                 return fk.depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, activation,
                                            activation_params)
             y, b = fk.depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, "Identity"), None
+        elif fk.supports_dtype(x) and (b is None or b.dtype == x.dtype) and (z is None or z.shape == output_shape(x, w, strides, pads, dilations, auto_pad)):
+            # bias, residual and activation inside the convolution's GEMM bands (conv_core)
+            return conv_core(x, w, group, strides, pads, dilations, auto_pad,
+                             post=(b, z, activation, activation_params))
         else:
             y = conv_core(x, w, group, strides, pads, dilations, auto_pad)  # a fresh array: ours to write
         fast = fk.supports_dtype(y) and y.flags.c_contiguous
