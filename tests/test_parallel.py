@@ -193,3 +193,41 @@ def test_a_forked_child_gets_a_fresh_pool():
                    np.empty((64, 128), np.float32))
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply(_child_job) == 64 * 128 * 32
+
+
+@pytest.mark.parametrize("m,trans_a,trans_b,c_shape", [(1, 0, 1, (1000,)), (3, 0, 1, (1, 1000)), (5, 1, 0, (5, 1000)),
+                                                      (2, 0, 0, (2, 1)), (4, 1, 1, None)])
+def test_gemm_op_through_the_pool(m, trans_a, trans_b, c_shape):
+    """A big float32 Gemm (a classifier head) runs as one gemm_sum job: a transB weight is handed
+    to BLAS transposed, C is added in the bands when it is a row broadcast or a full matrix (else
+    afterwards); all against float64 numpy, with alpha/beta, pooled == alone."""
+    from course.ops import gemm
+    from course.ops.registry import lookup
+
+    op = lookup("Gemm", 13)
+    rng = _rng(6)
+    k, n = 1280, 1000
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    c = None if c_shape is None else rng.standard_normal(c_shape).astype(np.float32)
+    assert gemm._poolable(a.T if trans_a else a, b.T if trans_b else b)
+    a64, b64 = (a.T if trans_a else a).astype(np.float64), (b.T if trans_b else b).astype(np.float64)
+    for alpha, beta in ((1.0, 1.0), (0.5, 2.0)):
+        want = alpha * (a64 @ b64) + (0 if c is None else beta * c)
+        alone = op.compute(a, b, c, alpha=alpha, beta=beta, transA=trans_a, transB=trans_b)
+        assert alone.shape == (m, n) and alone.dtype == np.float32 and alone.flags.c_contiguous
+        np.testing.assert_allclose(alone, want, rtol=1e-4, atol=1e-3)
+        if P._POOL.enabled():
+            pooled = _wait_for_helper(lambda: op.compute(a, b, c, alpha=alpha, beta=beta, transA=trans_a,
+                                                         transB=trans_b))
+            assert np.array_equal(pooled, alone)
+
+
+def test_gemm_sum_rejects_mixed_or_unusable_operands():
+    a = np.ones((2, 8, 16), np.float32)
+    rowmajor, transposed = np.ones((16, 32), np.float32), np.ones((32, 16), np.float32).T
+    with pytest.raises(ValueError, match="all transposed"):
+        P.gemm_sum(a, [rowmajor, transposed], np.empty((8, 32), np.float32))
+    strided = np.ones((16, 64), np.float32)[:, ::2]  # neither row-major nor a transpose of one
+    with pytest.raises(ValueError, match="row-major"):
+        P.gemm_sum(a[:1], [strided], np.empty((8, 32), np.float32))

@@ -89,9 +89,15 @@ def available() -> bool:
 
 def ld(a: np.ndarray) -> int:
     """Leading dimension of a 2-D row-major operand (rows apart, in elements)."""
-    if a.strides[1] != a.itemsize or a.strides[0] % a.itemsize or a.strides[0] < a.shape[1] * a.itemsize:
+    rows, cols = a.shape
+    step, col_step = a.strides
+    if rows == 1:  # one row: its distance to a next row does not matter
+        step = cols * a.itemsize
+    if cols == 1:  # one column: the same for columns
+        col_step = a.itemsize
+    if col_step != a.itemsize or step % a.itemsize or step < cols * a.itemsize:
         raise ValueError(f"operand with strides {a.strides} is not a row-major 2-D window")
-    return max(a.strides[0] // a.itemsize, 1)
+    return max(step // a.itemsize, 1)
 
 
 def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float = 0.0) -> np.ndarray:

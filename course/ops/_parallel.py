@@ -126,21 +126,22 @@ def _call_yield(typingctx, fn):
 
 
 def _sgemm_caller(int_bits):
-    """An intrinsic calling cblas_sgemm (row-major, no transposes, alpha 1) at a raw address; the
-    BLAS integer is int_bits wide (64 for numpy's ILP64 OpenBLAS)."""
+    """An intrinsic calling cblas_sgemm (row-major, A not transposed, B transposed when trans_b,
+    alpha 1) at a raw address; the BLAS integer is int_bits wide (64 for numpy's ILP64 OpenBLAS)."""
     @intrinsic
-    def call(typingctx, fn, m, n, k, a, lda, b, ldb, beta, c, ldc):
+    def call(typingctx, fn, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
         i64 = types.int64
-        sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, types.float32, i64, i64)
+        sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, types.float32, i64, i64)
 
         def codegen(context, builder, sig, args):
-            fn, m, n, k, a, lda, b, ldb, beta, c, ldc = args
+            fn, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc = args
             i32, bi, f32, vp = ir.IntType(32), ir.IntType(int_bits), ir.FloatType(), ir.IntType(8).as_pointer()
             fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, bi, bi, bi, f32, vp, bi, vp, bi, f32, vp, bi])
             blasint = (lambda v: v) if int_bits == 64 else (lambda v: builder.trunc(v, bi))
             ptr = lambda v: builder.inttoptr(v, vp)  # noqa: E731
+            tb = builder.select(builder.icmp_unsigned("!=", trans_b, trans_b.type(0)), i32(112), i32(111))
             builder.call(builder.inttoptr(fn, fnty.as_pointer()),
-                         [i32(101), i32(111), i32(111), blasint(m), blasint(n), blasint(k), f32(1.0),
+                         [i32(101), i32(111), tb, blasint(m), blasint(n), blasint(k), f32(1.0),
                           ptr(a), blasint(lda), ptr(b), blasint(ldb), beta, ptr(c), blasint(ldc)])
             return context.get_dummy_value()
         return sig, codegen
@@ -195,6 +196,7 @@ def _run_chunk(args, fargs, i):
                                                            args[11], args[12], args[13], args[14])
         epi, bias_at, has_bias, z_at, ldz, has_z, act, block = (args[15], args[16], args[17], args[18],
                                                                 args[19], args[20], args[21], args[22])
+        trans_b = args[23]  # B_t is given transposed: (n, k) row-major, ld_t apart
         taps = carray(_i64_ptr(taps_at), (ntaps, 2))
         if axis == 0:
             r0, r1 = _span(i, step, m)
@@ -207,11 +209,12 @@ def _run_chunk(args, fargs, i):
             for t in range(ntaps):
                 beta = np.float32(fargs[0]) if t == 0 else np.float32(1.0)
                 at = a + (r0 * lda + t * a_tap) * F32
-                bt, ct = taps[t, 0] + s0 * F32, c + (r0 * ldc + s0) * F32
+                bt = taps[t, 0] + s0 * (taps[t, 1] if trans_b else 1) * F32  # column s0 of B_t
+                ct = c + (r0 * ldc + s0) * F32
                 if ilp64:
-                    _sgemm64(fn, r1 - r0, s1 - s0, k, at, lda, bt, taps[t, 1], beta, ct, ldc)
+                    _sgemm64(fn, trans_b, r1 - r0, s1 - s0, k, at, lda, bt, taps[t, 1], beta, ct, ldc)
                 else:
-                    _sgemm32(fn, r1 - r0, s1 - s0, k, at, lda, bt, taps[t, 1], beta, ct, ldc)
+                    _sgemm32(fn, trans_b, r1 - r0, s1 - s0, k, at, lda, bt, taps[t, 1], beta, ct, ldc)
             if epi:
                 size = (m - 1) * ldc + n
                 _epilogue_block(carray(_f32_ptr(c), (size,)), ldc, r0, r1, s0, s1,
@@ -399,12 +402,14 @@ def _split(total: int, parts: int = 2) -> tuple[int, int]:
 def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=None, z=None,
              act=None) -> np.ndarray:
     """``c = beta * c + sum_t a[t] @ taps[t]`` in place, float32: a (T, M, K) contiguous, taps[t]
-    (K, N) and c (M, N) row-major 2-D windows (any row stride). Cut into two bands of rows, or
-    of columns when N is the bigger side, one per thread.
+    (K, N) and c (M, N) row-major 2-D windows (any row stride; the taps may instead all be
+    transposes of row-major windows, B.T of a Gemm's (N, K) weight). Cut into two bands of rows,
+    or of columns when N is the bigger side, one per thread.
 
     With ``act`` = (code, lo, hi, alpha) of fk.scalars, the FusedConv epilogue follows on each
     band while it is in cache: ``c = act(c + bias[:, None] + z)``, bias (M,) contiguous or None,
-    z an (M, N) row-major window or None; the same bits as fk.epilogue afterwards."""
+    z an (M, N) row-major window (or one row broadcast to M rows) or None; the same bits as
+    fk.epilogue afterwards."""
     fn, ilp64 = _sgemm()
     t, m, k = a.shape
     n = c.shape[1]
@@ -421,8 +426,11 @@ def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=N
                          z if z is not None else c, z is not None, code, lo, hi, alpha, 0, m)
         return c
     table = np.empty((t, 2), dtype=np.int64)
+    trans_b = _is_transposed(taps[0])
     for i, v in enumerate(taps):
-        table[i] = _address(v), _blas.ld(v)
+        if _is_transposed(v) != trans_b:
+            raise ValueError("gemm_sum: taps must all be row-major windows, or all transposed ones")
+        table[i] = _address(v), _blas.ld(v.T if trans_b else v)
     axis = 1 if n >= 2 * m else 0
     step, chunks = _split(n if axis else m)
     block = step
@@ -430,9 +438,29 @@ def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=N
         block = max(BLOCK_MIN, BLOCK_BYTES // (F32 * (m + k)) // ALIGN * ALIGN)
     _POOL.run((GEMM, fn, ilp64, m, n, k, _address(a), k, m * k, _address(c), _blas.ld(c), t,
                _address(table), axis, step, act is not None, _address(bias if bias is not None else c),
-               bias is not None, _address(z if z is not None else c), _blas.ld(z) if z is not None else 0,
-               z is not None, code, block), (beta, lo, hi, alpha), chunks)
+               bias is not None, _address(z if z is not None else c), _ld_or_broadcast(z), z is not None, code,
+               block, trans_b), (beta, lo, hi, alpha), chunks)
     return c
+
+
+def _is_transposed(v: np.ndarray) -> bool:
+    """True when v (K, N) is the transpose of a row-major (N, K) window (and not itself one)."""
+    try:
+        _blas.ld(v)
+        return False
+    except ValueError:
+        _blas.ld(v.T)  # neither: let its error say so
+        return True
+
+
+def _ld_or_broadcast(z) -> int:
+    """Leading dimension of the residual z; 0 for one row broadcast over all rows (a Gemm's C)."""
+    if z is None:
+        return 0
+    if z.shape[0] > 1 and z.strides[0] == 0:
+        _blas.ld(z[:1])
+        return 0
+    return _blas.ld(z)
 
 
 def depthwise(x, fill, taps, w, b, sh, sw, ph, pw, code, lo, hi, alpha, y) -> None:
