@@ -16,10 +16,12 @@ So while ``running()`` is on (``InferenceSession.run`` wraps each run in it):
   chunk is done. The helper is never needed for progress: the posting thread claims whatever is
   left, so a late or absent helper only costs speed.
 
-Jobs: a sum of GEMMs into one output (a 1x1 convolution, an im2col one, or one accumulating GEMM
-per kernel tap, see conv._tap_gemms), split by output rows or columns; the 3x3 depthwise kernel
-split by planes; the FusedConv epilogue split by rows. The chunks are the same whether or not
-the pool is running and whichever thread runs them, so results never depend on the timing.
+Jobs: a sum of GEMMs into one output (a 1x1 convolution, an im2col one, one accumulating GEMM
+per kernel tap, see conv._tap_gemms, or a big Gemm node), split by output rows or columns, with
+the FusedConv epilogue (bias, residual, activation) applied to each band right after it is made;
+the 3x3 depthwise kernel split by planes; the epilogue alone split by rows (where a convolution
+did not take it in its bands). The chunks are the same whether or not the pool is running and
+whichever thread runs them, so results never depend on the timing.
 
 Only float32 goes through here (float64 keeps the single-call route), and only where CPython
 can hand over raw pointers safely: every array a job touches is kept alive by the caller until

@@ -6,7 +6,8 @@ Written by the ``FuseConvActivation`` and ``FuseConvAdd`` passes, never by model
 (``activation_params`` = [alpha]) or "Identity" (none; only useful with Z). Z broadcasts like
 Add's inputs. The results are bit for bit those of the separate nodes; what is saved is
 full-size temporaries and passes over memory: bias, residual and activation run as one compiled
-pass, and a 3x3 depthwise convolution (MobileNet's) runs a compiled kernel with bias and
+pass (for the float GEMM routes, inside each band of the GEMM while it is in cache, see
+conv.conv_core's ``post``), and a 3x3 depthwise convolution (MobileNet's) runs a compiled kernel with bias and
 activation fused into its inner loop (course/ops/_fused_kernels.py). float16 takes the plain
 numpy route.
 """
