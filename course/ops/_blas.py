@@ -73,6 +73,7 @@ def set_threads(n: int) -> Optional[int]:
     return int(fns["threads"](int(n)))
 
 
+@lru_cache(maxsize=1)
 def sgemm_address() -> tuple[int, bool]:
     """(address of cblas_sgemm, whether its integers are 64-bit) for compiled callers
     (course/ops/_parallel.py)."""

@@ -78,16 +78,21 @@ def _epilogue(y, b, has_bias, z, has_z, act, lo, hi, alpha, r0, r1):
     # Bias first, then the residual: the order of Conv (y += B), then Add(z, y).
     m = b.shape[0] if has_bias else 1
     for r in range(r0, r1):
-        row = y[r]
-        zrow = z[r] if has_z else row  # unused without a residual
-        bias = b[r % m] if has_bias else lo  # unused without a bias
-        for o in range(row.shape[0]):
-            v = row[o]
-            if has_bias:
-                v += bias
-            if has_z:
-                v += zrow[o]
-            row[o] = _activate(v, act, lo, hi, alpha)
+        epilogue_row(y[r], b[r % m] if has_bias else lo, has_bias, z[r] if has_z else y[r], has_z,
+                     act, lo, hi, alpha)
+
+
+@njit(inline="always")
+def epilogue_row(row, bias, has_bias, zrow, has_z, act, lo, hi, alpha):
+    # row = act(row + bias + zrow), element by element (bias and zrow unused when absent); also
+    # the epilogue that course/ops/_parallel.py runs inside each GEMM band.
+    for o in range(row.shape[0]):
+        v = row[o]
+        if has_bias:
+            v += bias
+        if has_z:
+            v += zrow[o]
+        row[o] = _activate(v, act, lo, hi, alpha)
 
 
 @njit(inline="always")

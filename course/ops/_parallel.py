@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import os
 import sys
 import threading
@@ -171,18 +170,11 @@ def _span(i, step, total):
 @njit(inline="always")
 def _epilogue_block(c, ldc, r0, r1, c0, c1, bias, has_bias, z, ldz, has_z, act, lo, hi, alpha):
     # c[r, c0:c1] = act(c[r, c0:c1] + bias[r] + z[r, c0:c1]) for rows r0..r1 of flat row-major
-    # buffers (ldc, ldz: elements between rows); the arithmetic of fk._epilogue, element by element.
+    # buffers (ldc, ldz: elements between rows), with fk._epilogue's arithmetic.
     for r in range(r0, r1):
         row = c[r * ldc + c0:r * ldc + c1]
-        zrow = z[r * ldz + c0:r * ldz + c1] if has_z else row  # unused without a residual
-        b = bias[r] if has_bias else lo  # unused without a bias
-        for o in range(row.shape[0]):
-            v = row[o]
-            if has_bias:
-                v += b
-            if has_z:
-                v += zrow[o]
-            row[o] = fk._activate(v, act, lo, hi, alpha)
+        fk.epilogue_row(row, bias[r] if has_bias else lo, has_bias,
+                        z[r * ldz + c0:r * ldz + c1] if has_z else row, has_z, act, lo, hi, alpha)
 
 
 @njit(cache=True, nogil=True)
@@ -381,11 +373,6 @@ BLOCK_BYTES = 512 * 1024  # a GEMM block with an epilogue: its output and input 
 BLOCK_MIN = 256  # columns; narrower blocks pay OpenBLAS's per-call cost too often
 
 
-@functools.lru_cache(maxsize=1)
-def _sgemm() -> tuple[int, bool]:
-    return _blas.sgemm_address()
-
-
 @njit(nogil=True, cache=True)
 def _address(a):
     """The address of a's first element (5x quicker than ``a.ctypes.data`` from Python)."""
@@ -412,7 +399,7 @@ def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=N
     band while it is in cache: ``c = act(c + bias[:, None] + z)``, bias (M,) contiguous or None,
     z an (M, N) row-major window (or one row broadcast to M rows) or None; the same bits as
     fk.epilogue afterwards."""
-    fn, ilp64 = _sgemm()
+    fn, ilp64 = _blas.sgemm_address()
     t, m, k = a.shape
     n = c.shape[1]
     if (c.shape[0] != m or len(taps) != t or any(v.shape != (k, n) for v in taps) or not a.flags.c_contiguous

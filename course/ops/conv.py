@@ -40,7 +40,7 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
             if xs.strides[2] != xs.itemsize:
                 xs = np.ascontiguousarray(xs)
             y = np.empty((n, m, xs.shape[2]), dtype=x.dtype)
-            _pooled_gemms(_weight_matrix(w), [xs], y, post)
+            _pooled_gemms(np.ascontiguousarray(w.reshape(1, m, c)), [xs], y, post)
             return y.reshape((n, m) + tuple(out))
         y = np.matmul(w.reshape(m, c), xs).reshape((n, m) + tuple(out))
         return _finish(y, post)
@@ -68,7 +68,7 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
         col = col.reshape(n, group, (c // group) * len(taps), int(np.prod(out)))
         if group == 1 and _pooled(x, w):
             y = np.empty((n, m, col.shape[3]), dtype=x.dtype)
-            _pooled_gemms(_weight_matrix(w), [col[:, 0]], y, post)
+            _pooled_gemms(np.ascontiguousarray(w.reshape(1, m, -1)), [col[:, 0]], y, post)
             return y.reshape((n, m) + tuple(out))
         y = np.matmul(w.reshape(group, m // group, -1), col)  # (N, group, M/group, P)
         return _finish(y.reshape((n, m) + tuple(out)), post)
@@ -89,7 +89,7 @@ def _finish(y, post):
     from course.ops import _fused_kernels as fk
 
     b, z, activation, params = post
-    return fk.epilogue(y, b, activation, params, z)
+    return fk.epilogue(np.ascontiguousarray(y), b, activation, params, z)  # in place: a copy only if strided
 
 
 def _pooled_gemms(wt, taps, y, post):
@@ -154,31 +154,20 @@ def _tap_gemms(taps, w, n, m, out, width, post=None):
     return _finish(y if width == out[1] else np.ascontiguousarray(y[..., :out[1]]), post)
 
 
-_DERIVED: dict[tuple[str, int], tuple] = {}
-
-
-def _derived(kind: str, w: np.ndarray, make) -> np.ndarray:
-    """``make(w)``, made once per read-only weight and kept while it lives (a session's weights
-    are read-only snapshots, so a rearranged copy of one stays valid)."""
-    key = (kind, id(w))
-    hit = _DERIVED.get(key)
-    if hit is not None and hit[0]() is w:
-        return hit[1]
-    out = make(w)
-    if not w.flags.writeable:
-        _DERIVED[key] = (weakref.ref(w, lambda _, key=key: _DERIVED.pop(key, None)), out)
-    return out
+_TAP_MAJOR: dict[int, tuple] = {}
 
 
 def _tap_major(w: np.ndarray) -> np.ndarray:
-    """W (M, C, KH, KW) as (KH*KW, M, C), each tap's matrix contiguous."""
-    return _derived("taps", w, lambda w: np.ascontiguousarray(w.reshape(w.shape[0], w.shape[1], -1)
-                                                              .transpose(2, 0, 1)))
-
-
-def _weight_matrix(w: np.ndarray) -> np.ndarray:
-    """W (M, C, *K) as one contiguous (1, M, C*prod(K)) matrix."""
-    return _derived("matrix", w, lambda w: np.ascontiguousarray(w.reshape(1, w.shape[0], -1)))
+    """W (M, C, KH, KW) as (KH*KW, M, C), each tap's matrix contiguous. A session's weights are
+    read-only snapshots, so their rearranged copy is made once and kept while W lives."""
+    key = id(w)
+    hit = _TAP_MAJOR.get(key)
+    if hit is not None and hit[0]() is w:
+        return hit[1]
+    wt = np.ascontiguousarray(w.reshape(w.shape[0], w.shape[1], -1).transpose(2, 0, 1))
+    if not w.flags.writeable:
+        _TAP_MAJOR[key] = (weakref.ref(w, lambda _, key=key: _TAP_MAJOR.pop(key, None)), wt)
+    return wt
 
 
 def _key(v):

@@ -6,10 +6,10 @@ Written by the ``FuseConvActivation`` and ``FuseConvAdd`` passes, never by model
 (``activation_params`` = [alpha]) or "Identity" (none; only useful with Z). Z broadcasts like
 Add's inputs. The results are bit for bit those of the separate nodes; what is saved is
 full-size temporaries and passes over memory: bias, residual and activation run as one compiled
-pass (for the float GEMM routes, inside each band of the GEMM while it is in cache, see
-conv.conv_core's ``post``), and a 3x3 depthwise convolution (MobileNet's) runs a compiled kernel with bias and
-activation fused into its inner loop (course/ops/_fused_kernels.py). float16 takes the plain
-numpy route.
+pass (on the float GEMM routes inside each band of the GEMM while it is in cache, see
+conv.conv_core's ``post``), and a 3x3 depthwise convolution (MobileNet's) runs a compiled kernel
+with bias and activation fused into its inner loop (course/ops/_fused_kernels.py). float16 takes
+the plain numpy route.
 """
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ class FusedConv(Op):
                 return fk.depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, activation,
                                            activation_params)
             y, b = fk.depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, "Identity"), None
-        elif fk.supports_dtype(x) and (b is None or b.dtype == x.dtype) and (z is None or z.shape == output_shape(x, w, strides, pads, dilations, auto_pad)):
+        elif (fk.supports_dtype(x) and (b is None or b.dtype == x.dtype)
+              and (z is None or z.shape == output_shape(x, w, strides, pads, dilations, auto_pad))):
             # bias, residual and activation inside the convolution's GEMM bands (conv_core)
             return conv_core(x, w, group, strides, pads, dilations, auto_pad,
                              post=(b, z, activation, activation_params))

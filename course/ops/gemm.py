@@ -79,12 +79,13 @@ def _broadcast_c(c, m: int, n: int):
 def _pooled(a: np.ndarray, b: np.ndarray, z) -> np.ndarray:
     """a (M, K) @ b (K, N) [+ z] through _parallel.gemm_sum; b may be a row-major (K, N) matrix
     or the transpose of one (a transB=1 weight, passed to BLAS as transposed)."""
-    from course.ops import _parallel  # imports numba: only once a big float32 Gemm runs
+    from course.ops import _fused_kernels as fk  # both import numba: only once a big float32 Gemm runs
+    from course.ops import _parallel
 
     m, k, n = a.shape[0], a.shape[1], b.shape[1]
     if not (b.flags.c_contiguous or b.T.flags.c_contiguous):
         b = np.ascontiguousarray(b)
     y = np.empty((m, n), dtype=np.float32)
-    act = None if z is None else (0, np.float32(0), np.float32(0), np.float32(0))  # Identity
+    act = None if z is None else fk.scalars(np.float32, "Identity", ())  # just the add of C
     _parallel.gemm_sum(np.ascontiguousarray(a).reshape(1, m, k), [b], y, z=z, act=act)
     return y
