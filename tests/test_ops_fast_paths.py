@@ -82,12 +82,12 @@ def test_rearranged_weights_follow_the_array_not_its_address():
     for w in (w1, w2):
         w.flags.writeable = False  # only read-only weights are kept rearranged
     y1 = conv.conv_core(x, w1, 1, None, [1] * 4)
-    assert id(w1) in conv._TAP_MAJOR
+    assert (id(w1), "tap_major") in conv._DERIVED
     y2 = conv.conv_core(x, w2, 1, None, [1] * 4)
     assert not np.allclose(y1, y2)
     key = id(w1)
     del w1
-    assert key not in conv._TAP_MAJOR  # dropped with the weight
+    assert (key, "tap_major") not in conv._DERIVED  # dropped with the weight
     writable = random_tensor((4, 16, 3, 3), seed=9)
     y3 = conv.conv_core(x, writable, 1, None, [1] * 4)
     writable *= -1  # a writable weight is rearranged afresh on every call

@@ -11,6 +11,10 @@ arithmetic follows ``conv.conv_core``'s depthwise path exactly (taps row-major, 
 rounded then added, bias last; numba does not contract ``v += x * w`` into an FMA without
 fastmath), so results are bit for bit those of Conv then the activation.
 
+``_depthwise3x3_nhwc`` is the same convolution for an input laid out channels last (what the
+plan asks MobileNet's 1x1 convolutions to write, conv.channels_last_hints): one loop over the
+channels per output pixel, so the SIMD lanes are full however small the plane, and the same bits.
+
 The loops take a range (planes k0..k1, rows r0..r1) and have no threads of their own: in a
 session run, float32 calls are cut in two and shared with the helper thread of
 course/ops/_parallel.py (Python threads or numba's workqueue / OpenMP layers cost ~50 us per
@@ -24,12 +28,30 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from numba import njit
+from numba import carray, njit, types
+from numba.extending import intrinsic
 
 from course.ops import _window as win
 
 VECTOR_BLOCK = 64  # see _depthwise3x3
 ACT_CODES = {None: 0, "Identity": 0, "Relu": 1, "Clip": 2, "LeakyRelu": 3}
+
+
+def _pointer_from(element):
+    """An intrinsic turning an int64 address into a pointer to ``element`` (for numba.carray:
+    an array over raw memory has no reference count to update, unlike a view)."""
+    @intrinsic
+    def cast(typingctx, addr):
+        sig = types.CPointer(element)(types.int64)
+
+        def codegen(context, builder, sig, args):
+            return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+        return sig, codegen
+    return cast
+
+
+f32_ptr = _pointer_from(types.float32)
+i64_ptr = _pointer_from(types.int64)
 
 
 @njit(inline="always")
@@ -76,19 +98,28 @@ def _deinterleave(even, odd, src, n_even, n_odd):
 def _epilogue(y, b, has_bias, z, has_z, act, lo, hi, alpha, r0, r1):
     # y: (N*M, P) contiguous, rows r0..r1 updated in place: y = act(y + b[row % M] + z).
     # Bias first, then the residual: the order of Conv (y += B), then Add(z, y).
+    # Unused operands are empty slices, not y[r]: see _parallel._epilogue_block.
     m = b.shape[0] if has_bias else 1
     for r in range(r0, r1):
-        epilogue_row(y[r], b[r % m] if has_bias else lo, has_bias, z[r] if has_z else y[r], has_z,
-                     act, lo, hi, alpha)
+        epilogue_row(y[r], b[r % m] if has_bias else lo, 1 if has_bias else 0, b[0:0], z[r] if has_z else b[0:0],
+                     has_z, act, lo, hi, alpha)
 
 
 @njit(inline="always")
-def epilogue_row(row, bias, has_bias, zrow, has_z, act, lo, hi, alpha):
-    # row = act(row + bias + zrow), element by element (bias and zrow unused when absent); also
-    # the epilogue that course/ops/_parallel.py runs inside each GEMM band.
+def epilogue_row(row, bias, bias_mode, bias_row, zrow, has_z, act, lo, hi, alpha):
+    # row = act(row + bias + zrow), element by element; bias_mode 0: no bias, 1: the scalar
+    # ``bias``, 2: ``bias_row[o]`` per element (a channels-last output's per-column bias). zrow is
+    # unused without has_z. Also the epilogue that course/ops/_parallel.py runs in each GEMM band.
+    if bias_mode == 2:
+        for o in range(row.shape[0]):
+            v = row[o] + bias_row[o]
+            if has_z:
+                v += zrow[o]
+            row[o] = _activate(v, act, lo, hi, alpha)
+        return
     for o in range(row.shape[0]):
         v = row[o]
-        if has_bias:
+        if bias_mode == 1:
             v += bias
         if has_z:
             v += zrow[o]
@@ -167,6 +198,62 @@ def _depthwise3x3(x, fill, taps, w, b, has_bias, sh, sw, ph, pw, act, lo, hi, al
                 dst[o] = src[o]
 
 
+@njit(inline="always")
+def _vector(addr, n):
+    return carray(f32_ptr(addr), (n,))
+
+
+@njit(cache=True, nogil=True)
+def _depthwise3x3_nhwc(x, wt, b, has_bias, sh, sw, pt, pl, act, lo, hi, alpha, zero, y, r0, r1):
+    # Channels last: x (N, H, W, C) -> y (N, OH, OW, C), float32, contiguous; output rows r0..r1
+    # of all N*OH. Each output position is one loop over the channels: nine source vectors
+    # (an input pixel's C channels, or ``zero``, C zeros, where the tap falls in the padding),
+    # nine weight vectors wt[t] (wt is (9, C)), one output vector: the channels fill the SIMD
+    # lanes whatever the plane size, and no plane is copied or cropped. Same sums in the same
+    # order as _depthwise3x3 (a padding tap adds 0 * w there too), so the same bits.
+    # The sources are arrays over raw addresses (_vector): views would update reference counts
+    # nine times per position, which costs as much as the arithmetic of a 144-channel position.
+    n, h, w, c = x.shape
+    oh, ow = y.shape[1], y.shape[2]
+    w0, w1, w2, w3, w4, w5, w6, w7, w8 = wt[0], wt[1], wt[2], wt[3], wt[4], wt[5], wt[6], wt[7], wt[8]
+    xa, za, ya = x.ctypes.data, zero.ctypes.data, y.ctypes.data
+    pixel, row = c * 4, w * c * 4
+    for rr in range(r0, r1):
+        i, r = rr // oh, rr % oh
+        top = r * sh - pt
+        ok0, ok1, ok2 = 0 <= top < h, 0 <= top + 1 < h, 0 <= top + 2 < h
+        base = xa + (i * h + top) * row
+        for o in range(ow):
+            left = o * sw - pl
+            oka, okb, okc = 0 <= left < w, 0 <= left + 1 < w, 0 <= left + 2 < w
+            p = base + left * pixel
+            s0 = _vector(p if ok0 and oka else za, c)
+            s1 = _vector(p + pixel if ok0 and okb else za, c)
+            s2 = _vector(p + 2 * pixel if ok0 and okc else za, c)
+            p += row
+            s3 = _vector(p if ok1 and oka else za, c)
+            s4 = _vector(p + pixel if ok1 and okb else za, c)
+            s5 = _vector(p + 2 * pixel if ok1 and okc else za, c)
+            p += row
+            s6 = _vector(p if ok2 and oka else za, c)
+            s7 = _vector(p + pixel if ok2 and okb else za, c)
+            s8 = _vector(p + 2 * pixel if ok2 and okc else za, c)
+            dst = _vector(ya + (rr * ow + o) * pixel, c)
+            for ch in range(c):  # taps in row-major order, as numpy's Conv adds them
+                v = s0[ch] * w0[ch]
+                v += s1[ch] * w1[ch]
+                v += s2[ch] * w2[ch]
+                v += s3[ch] * w3[ch]
+                v += s4[ch] * w4[ch]
+                v += s5[ch] * w5[ch]
+                v += s6[ch] * w6[ch]
+                v += s7[ch] * w7[ch]
+                v += s8[ch] * w8[ch]
+                if has_bias:
+                    v += b[ch]
+                dst[ch] = _activate(v, act, lo, hi, alpha)
+
+
 def scalars(dtype, activation, params):
     """(code, lo, hi, alpha) for the kernels; typed scalars keep their arithmetic in x's dtype."""
     return _scalars(np.dtype(dtype), activation, tuple(params))
@@ -219,7 +306,7 @@ def _plan(in_hw, strides, pads, dilations, auto_pad):
     taps = np.array([(used.index(((a * dh) % sh, (q * dw) % sw)), ((a * dh) // sh) * pw + (q * dw) // sw)
                      for a in range(3) for q in range(3)], dtype=np.int64)
     fill.flags.writeable = taps.flags.writeable = False  # shared by every call with this geometry
-    return (oh, ow), (sh, sw), (ph, pw), fill, taps
+    return (oh, ow), (sh, sw), (ph, pw), fill, taps, tuple(pb), (dh, dw)
 
 
 def _key(v):
@@ -228,8 +315,10 @@ def _key(v):
 
 def depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, activation=None, params=()):
     """3x3 depthwise conv of x (N, C, H, W) with w (C, 1, 3, 3), + b, then the activation."""
-    (oh, ow), (sh, sw), (ph, pw), fill, taps = _plan(x.shape[2:], _key(strides), _key(pads),
-                                                    _key(dilations), auto_pad)
+    (oh, ow), (sh, sw), (ph, pw), fill, taps, pb, dil = _plan(x.shape[2:], _key(strides), _key(pads),
+                                                              _key(dilations), auto_pad)
+    if x.dtype == np.float32 and dil == (1, 1) and channels_minor(x):
+        return _depthwise_nhwc(x, w, b, (oh, ow), (sh, sw), pb, activation, params)
     x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
     y = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
     code, lo, hi, alpha = scalars(x.dtype, activation, params)
@@ -243,3 +332,27 @@ def depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, activation=Non
         _depthwise3x3(x, fill, taps, w, bias, b is not None, sh, sw, ph, pw, code, lo, hi, alpha, y, 0,
                       x.shape[0] * x.shape[1])
     return y
+
+
+def channels_minor(x: np.ndarray) -> bool:
+    """True when x (N, C, H, W) is laid out channels last: x.transpose(0, 2, 3, 1) is contiguous
+    (what a 1x1 convolution makes for a depthwise one, conv.conv_core's ``channels_last``)."""
+    return x.ndim == 4 and x.shape[1] > 1 and x.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def _depthwise_nhwc(x, w, b, out, strides, pb, activation, params):
+    """The channels-last 3x3 depthwise conv (_depthwise3x3_nhwc), float32: x channels last in,
+    y channels last out (an (N, C, OH, OW) view of an (N, OH, OW, C) array), rows shared with
+    the helper thread during a run."""
+    from course.ops import _parallel
+    from course.ops.conv import _tap_major
+
+    n, c = x.shape[:2]
+    wt = _tap_major(w).reshape(9, c)  # (9, C): tap t's weight for every channel, contiguous
+    y = np.empty((n,) + tuple(out) + (c,), dtype=x.dtype)
+    if y.size == 0:
+        return y.transpose(0, 3, 1, 2)
+    code, lo, hi, alpha = scalars(x.dtype, activation, params)
+    bias = np.ascontiguousarray(b, dtype=x.dtype) if b is not None else None
+    _parallel.depthwise_nhwc(x.transpose(0, 2, 3, 1), wt, bias, strides, pb, code, lo, hi, alpha, y)
+    return y.transpose(0, 3, 1, 2)

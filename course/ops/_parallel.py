@@ -19,8 +19,8 @@ So while ``running()`` is on (``InferenceSession.run`` wraps each run in it):
 Jobs: a sum of GEMMs into one output (a 1x1 convolution, an im2col one, one accumulating GEMM
 per kernel tap, see conv._tap_gemms, or a big Gemm node), split by output rows or columns, with
 the FusedConv epilogue (bias, residual, activation) applied to each band right after it is made;
-the 3x3 depthwise kernel split by planes; the epilogue alone split by rows (where a convolution
-did not take it in its bands). The chunks are the same whether or not the pool is running and
+the 3x3 depthwise kernel split by planes, or its channels-last twin split by output rows; the
+epilogue alone split by rows (where a convolution did not take it in its bands). The chunks are the same whether or not the pool is running and
 whichever thread runs them, so results never depend on the timing.
 
 Only float32 goes through here (float64 keeps the single-call route), and only where CPython
@@ -97,20 +97,7 @@ def _cas(typingctx, arr, idx, expected, new):
     return sig, codegen
 
 
-def _pointer_from(element):
-    """An intrinsic turning an int64 address into a pointer to ``element`` (for numba.carray)."""
-    @intrinsic
-    def cast(typingctx, addr):
-        sig = types.CPointer(element)(types.int64)
-
-        def codegen(context, builder, sig, args):
-            return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
-        return sig, codegen
-    return cast
-
-
-_f32_ptr = _pointer_from(types.float32)
-_i64_ptr = _pointer_from(types.int64)
+_f32_ptr, _i64_ptr = fk.f32_ptr, fk.i64_ptr  # int64 address -> pointer, for numba.carray
 
 
 @intrinsic
@@ -127,22 +114,22 @@ def _call_yield(typingctx, fn):
 
 
 def _sgemm_caller(int_bits):
-    """An intrinsic calling cblas_sgemm (row-major, A not transposed, B transposed when trans_b,
+    """An intrinsic calling cblas_sgemm (row-major, A transposed when trans_a, B when trans_b,
     alpha 1) at a raw address; the BLAS integer is int_bits wide (64 for numpy's ILP64 OpenBLAS)."""
     @intrinsic
-    def call(typingctx, fn, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
+    def call(typingctx, fn, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
         i64 = types.int64
-        sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, types.float32, i64, i64)
+        sig = types.void(i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, types.float32, i64, i64)
 
         def codegen(context, builder, sig, args):
-            fn, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc = args
+            fn, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc = args
             i32, bi, f32, vp = ir.IntType(32), ir.IntType(int_bits), ir.FloatType(), ir.IntType(8).as_pointer()
             fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, bi, bi, bi, f32, vp, bi, vp, bi, f32, vp, bi])
             blasint = (lambda v: v) if int_bits == 64 else (lambda v: builder.trunc(v, bi))
             ptr = lambda v: builder.inttoptr(v, vp)  # noqa: E731
-            tb = builder.select(builder.icmp_unsigned("!=", trans_b, trans_b.type(0)), i32(112), i32(111))
+            flag = lambda v: builder.select(builder.icmp_unsigned("!=", v, v.type(0)), i32(112), i32(111))  # noqa: E731
             builder.call(builder.inttoptr(fn, fnty.as_pointer()),
-                         [i32(101), i32(111), tb, blasint(m), blasint(n), blasint(k), f32(1.0),
+                         [i32(101), flag(trans_a), flag(trans_b), blasint(m), blasint(n), blasint(k), f32(1.0),
                           ptr(a), blasint(lda), ptr(b), blasint(ldb), beta, ptr(c), blasint(ldc)])
             return context.get_dummy_value()
         return sig, codegen
@@ -157,7 +144,7 @@ _sgemm32 = _sgemm_caller(32)
 RUN, TICKET, DONE, YIELD, HELPED = 0, 8, 16, 24, 32  # HELPED: chunks the helper ran
 # TICKET = seq << 32 | chunks << 16 | next chunk: one word, so a claim can never mix two jobs.
 MAX_CHUNKS = 1 << 15
-GEMM, DEPTHWISE, EPILOGUE = 1, 2, 3
+GEMM, DEPTHWISE, EPILOGUE, DEPTHWISE_NHWC = 1, 2, 3, 4
 F32 = 4  # bytes per element
 
 
@@ -168,13 +155,17 @@ def _span(i, step, total):
 
 
 @njit(inline="always")
-def _epilogue_block(c, ldc, r0, r1, c0, c1, bias, has_bias, z, ldz, has_z, act, lo, hi, alpha):
-    # c[r, c0:c1] = act(c[r, c0:c1] + bias[r] + z[r, c0:c1]) for rows r0..r1 of flat row-major
-    # buffers (ldc, ldz: elements between rows), with fk._epilogue's arithmetic.
+def _epilogue_block(c, ldc, r0, r1, c0, c1, bias, bias_mode, z, ldz, has_z, act, lo, hi, alpha):
+    # c[r, c0:c1] = act(c[r, c0:c1] + bias + z[r, c0:c1]) for rows r0..r1 of flat row-major
+    # buffers (ldc, ldz: elements between rows), with fk._epilogue's arithmetic; the bias is
+    # bias[r] (bias_mode 1), bias[c0:c1] (2, a bias per column) or none (0).
+    # An operand that is not used is an empty slice, never ``row`` itself: the compiler guards its
+    # vector loop with an overlap test on every operand, and ``row`` would fail it.
     for r in range(r0, r1):
         row = c[r * ldc + c0:r * ldc + c1]
-        fk.epilogue_row(row, bias[r] if has_bias else lo, has_bias,
-                        z[r * ldz + c0:r * ldz + c1] if has_z else row, has_z, act, lo, hi, alpha)
+        fk.epilogue_row(row, bias[r] if bias_mode == 1 else lo, bias_mode,
+                        bias[c0:c1] if bias_mode == 2 else bias[0:0],
+                        z[r * ldz + c0:r * ldz + c1] if has_z else z[0:0], has_z, act, lo, hi, alpha)
 
 
 @njit(cache=True, nogil=True)
@@ -184,35 +175,35 @@ def _run_chunk(args, fargs, i):
         # C (m, n; ldc) = beta * C + sum over taps t of A_t (m, k; lda) @ B_t (k, n; ld_t), where
         # A_t = a + t * a_tap and (B_t, ld_t) = taps[t]; chunk i is a band of rows (axis 0) or of
         # columns (axis 1) of C. With an epilogue, C = act(C + bias[row] + Z) follows on each band
-        # while it is still in cache: a column band is made ``block`` columns at a time for that.
+        # while it is still in cache: a band is made ``block`` columns (or rows) at a time for that.
         fn, ilp64, m, n, k = args[1], args[2], args[3], args[4], args[5]
         a, lda, a_tap, c, ldc, ntaps, taps_at, axis, step = (args[6], args[7], args[8], args[9], args[10],
                                                            args[11], args[12], args[13], args[14])
         epi, bias_at, has_bias, z_at, ldz, has_z, act, block = (args[15], args[16], args[17], args[18],
                                                                 args[19], args[20], args[21], args[22])
         trans_b = args[23]  # B_t is given transposed: (n, k) row-major, ld_t apart
+        trans_a = args[24]  # A_t is given transposed: (k, m) row-major, lda apart
         taps = carray(_i64_ptr(taps_at), (ntaps, 2))
-        if axis == 0:
-            r0, r1 = _span(i, step, m)
-            c0, c1, block = 0, n, n
-        else:
-            r0, r1 = 0, m
-            c0, c1 = _span(i, step, n)
-        for s0 in range(c0, c1, block):
-            s1 = min(c1, s0 + block)
+        q0, q1 = _span(i, step, n if axis else m)
+        for q in range(q0, q1, block):
+            if axis == 0:
+                r0, r1, s0, s1 = q, min(q1, q + block), 0, n
+            else:
+                r0, r1, s0, s1 = 0, m, q, min(q1, q + block)
             for t in range(ntaps):
                 beta = np.float32(fargs[0]) if t == 0 else np.float32(1.0)
-                at = a + (r0 * lda + t * a_tap) * F32
+                at = a + (r0 * (1 if trans_a else lda) + t * a_tap) * F32  # row r0 of A_t
                 bt = taps[t, 0] + s0 * (taps[t, 1] if trans_b else 1) * F32  # column s0 of B_t
                 ct = c + (r0 * ldc + s0) * F32
                 if ilp64:
-                    _sgemm64(fn, trans_b, r1 - r0, s1 - s0, k, at, lda, bt, taps[t, 1], beta, ct, ldc)
+                    _sgemm64(fn, trans_a, trans_b, r1 - r0, s1 - s0, k, at, lda, bt, taps[t, 1], beta, ct, ldc)
                 else:
-                    _sgemm32(fn, trans_b, r1 - r0, s1 - s0, k, at, lda, bt, taps[t, 1], beta, ct, ldc)
+                    _sgemm32(fn, trans_a, trans_b, r1 - r0, s1 - s0, k, at, lda, bt, taps[t, 1], beta, ct, ldc)
             if epi:
                 size = (m - 1) * ldc + n
                 _epilogue_block(carray(_f32_ptr(c), (size,)), ldc, r0, r1, s0, s1,
-                                carray(_f32_ptr(bias_at), (m if has_bias else 0,)), has_bias != 0,
+                                carray(_f32_ptr(bias_at), (0 if has_bias == 0 else m if has_bias == 1 else n,)),
+                                has_bias,
                                 carray(_f32_ptr(z_at), ((m - 1) * ldz + n if has_z else 0,)), ldz, has_z != 0,
                                 act, np.float32(fargs[1]), np.float32(fargs[2]), np.float32(fargs[3]))
     elif kind == DEPTHWISE:
@@ -228,6 +219,15 @@ def _run_chunk(args, fargs, i):
         k0, k1 = _span(i, step, n * c)
         fk._depthwise3x3(x, fill, taps, wt, b, has_bias != 0, sh, sw, ph, pw, act, np.float32(fargs[0]),
                          np.float32(fargs[1]), np.float32(fargs[2]), y, k0, k1)
+    elif kind == DEPTHWISE_NHWC:
+        n, c, h, w, oh, ow, sh, sw, pt, pl, has_bias, act, step = (args[1], args[2], args[3], args[4], args[5],
+                                                                   args[6], args[7], args[8], args[9], args[10],
+                                                                   args[11], args[12], args[13])
+        r0, r1 = _span(i, step, n * oh)
+        fk._depthwise3x3_nhwc(carray(_f32_ptr(args[14]), (n, h, w, c)), carray(_f32_ptr(args[15]), (9, c)),
+                              carray(_f32_ptr(args[16]), (c if has_bias else 0,)), has_bias != 0, sh, sw, pt, pl,
+                              act, np.float32(fargs[0]), np.float32(fargs[1]), np.float32(fargs[2]),
+                              carray(_f32_ptr(args[17]), (c,)), carray(_f32_ptr(args[18]), (n, oh, ow, c)), r0, r1)
     elif kind == EPILOGUE:
         rows, cols, m, has_bias, has_z, act, step = args[1], args[2], args[3], args[4], args[5], args[6], args[7]
         y = carray(_f32_ptr(args[8]), (rows, cols))
@@ -389,21 +389,24 @@ def _split(total: int, parts: int = 2) -> tuple[int, int]:
 
 
 def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=None, z=None,
-             act=None) -> np.ndarray:
-    """``c = beta * c + sum_t a[t] @ taps[t]`` in place, float32: a (T, M, K) contiguous, taps[t]
-    (K, N) and c (M, N) row-major 2-D windows (any row stride; the taps may instead all be
-    transposes of row-major windows, B.T of a Gemm's (N, K) weight). Cut into two bands of rows,
-    or of columns when N is the bigger side, one per thread.
+             act=None, bias_axis: int = 0) -> np.ndarray:
+    """``c = beta * c + sum_t a[t] @ taps[t]`` in place, float32: a (T, M, K) whose a[t] are
+    row-major 2-D windows (any row stride; a weight stack, contiguous) or all transposes of
+    row-major windows (X.T of an NCHW image, for a channels-last output), taps[t] (K, N) and
+    c (M, N) row-major windows (the taps may instead all be transposes of row-major windows, B.T
+    of a Gemm's (N, K) weight or of a channels-last image). Cut into two bands of rows, or of
+    columns when N is the bigger side, one per thread.
 
     With ``act`` = (code, lo, hi, alpha) of fk.scalars, the FusedConv epilogue follows on each
-    band while it is in cache: ``c = act(c + bias[:, None] + z)``, bias (M,) contiguous or None,
-    z an (M, N) row-major window (or one row broadcast to M rows) or None; the same bits as
-    fk.epilogue afterwards."""
+    band while it is in cache: ``c = act(c + bias + z)``, bias contiguous or None, one value per
+    row (M,) or with ``bias_axis`` 1 per column (N,), z an (M, N) row-major window (or one row
+    broadcast to M rows) or None; the same bits as fk.epilogue afterwards."""
     fn, ilp64 = _blas.sgemm_address()
     t, m, k = a.shape
     n = c.shape[1]
-    if (c.shape[0] != m or len(taps) != t or any(v.shape != (k, n) for v in taps) or not a.flags.c_contiguous
-            or (z is not None and z.shape != c.shape) or (bias is not None and bias.shape != (m,))):
+    if (c.shape[0] != m or len(taps) != t or any(v.shape != (k, n) for v in taps)
+            or (z is not None and z.shape != c.shape)
+            or (bias is not None and (bias.shape != ((m,), (n,))[bias_axis] or not bias.flags.c_contiguous))):
         raise ValueError(f"gemm_sum: {a.shape} @ {[v.shape for v in taps]} -> {c.shape} does not fit")
     if m == 0 or n == 0:
         return c
@@ -411,9 +414,16 @@ def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=N
     if k == 0 or t == 0:  # nothing to multiply: c = beta * c, then the epilogue
         c *= beta
         if act is not None:
-            fk._epilogue(c, bias if bias is not None else np.zeros(0, np.float32), bias is not None,
-                         z if z is not None else c, z is not None, code, lo, hi, alpha, 0, m)
+            if bias is not None and bias_axis == 1:
+                c += bias
+            fk._epilogue(c, bias if bias is not None and bias_axis == 0 else np.zeros(0, np.float32),
+                         bias is not None and bias_axis == 0, z if z is not None else c, z is not None,
+                         code, lo, hi, alpha, 0, m)
         return c
+    trans_a, lda = _window_ld(a[0], "a[t]")
+    a_tap = a.strides[0] // F32 if t > 1 else 0
+    if t > 1 and (a.strides[0] % F32 or a.strides[0] < 0 or _window_ld(a[1], "a[t]")[0] != trans_a):
+        raise ValueError("gemm_sum: a[t] must be evenly spaced windows of one kind")
     table = np.empty((t, 2), dtype=np.int64)
     trans_b = _is_transposed(taps[0])
     for i, v in enumerate(taps):
@@ -423,13 +433,24 @@ def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=N
     axis = 1 if n >= 2 * m else 0
     step, chunks = _split(n if axis else m)
     block = step
-    if act is not None and axis == 1:  # output and input columns of a block stay in L2 together
-        block = max(BLOCK_MIN, BLOCK_BYTES // (F32 * (m + k)) // ALIGN * ALIGN)
-    _POOL.run((GEMM, fn, ilp64, m, n, k, _address(a), k, m * k, _address(c), _blas.ld(c), t,
+    if act is not None:  # a block's output and its input columns (or rows) stay in L2 together
+        block = max(BLOCK_MIN, BLOCK_BYTES // (F32 * ((m if axis else n) + k)) // ALIGN * ALIGN)
+    bias_mode = 0 if bias is None else 1 + bias_axis
+    _POOL.run((GEMM, fn, ilp64, m, n, k, _address(a), lda, a_tap, _address(c), _blas.ld(c), t,
                _address(table), axis, step, act is not None, _address(bias if bias is not None else c),
-               bias is not None, _address(z if z is not None else c), _ld_or_broadcast(z), z is not None, code,
-               block, trans_b), (beta, lo, hi, alpha), chunks)
+               bias_mode, _address(z if z is not None else c), _ld_or_broadcast(z), z is not None, code,
+               block, trans_b, trans_a), (beta, lo, hi, alpha), chunks)
     return c
+
+
+def _window_ld(v: np.ndarray, what: str) -> tuple[bool, int]:
+    """(transposed, leading dimension) of a 2-D operand that is a row-major window or the
+    transpose of one."""
+    try:
+        transposed = _is_transposed(v)
+        return transposed, _blas.ld(v.T if transposed else v)
+    except ValueError:
+        raise ValueError(f"gemm_sum: {what} with strides {v.strides} is not a row-major window or its transpose") from None
 
 
 def _is_transposed(v: np.ndarray) -> bool:
@@ -462,6 +483,19 @@ def depthwise(x, fill, taps, w, b, sh, sw, ph, pw, code, lo, hi, alpha, y) -> No
     _POOL.run((DEPTHWISE, n, c, h, wd, oh, ow, fill.shape[0], sh, sw, ph, pw, b is not None, code, step,
                _address(x), _address(fill), _address(taps), _address(w), _address(bias), _address(y)),
               (lo, hi, alpha), chunks)
+
+
+def depthwise_nhwc(x, wt, b, strides, pb, code, lo, hi, alpha, y) -> None:
+    """The channels-last 3x3 depthwise kernel (fk._depthwise3x3_nhwc), float32, x (N, H, W, C)
+    and y (N, OH, OW, C) contiguous, wt (9, C); output rows split between the threads."""
+    n, h, wd, c = x.shape
+    oh, ow = y.shape[1:3]
+    rows = n * oh
+    step = -(-rows // 2)  # rows hold whole vectors already: no alignment needed
+    zero = np.zeros(c, dtype=np.float32)
+    _POOL.run((DEPTHWISE_NHWC, n, c, h, wd, oh, ow, strides[0], strides[1], pb[0], pb[1], b is not None, code, step,
+               _address(x), _address(wt), _address(b if b is not None else zero), _address(zero), _address(y)),
+              (lo, hi, alpha), -(-rows // step))
 
 
 def epilogue(rows: np.ndarray, b, m: int, z, code, lo, hi, alpha) -> None:

@@ -138,5 +138,12 @@ class Op:
                 for d, s in zip(dtypes, shapes)]
 
     # --- execution ----------------------------------------------------------------------------
+    def plan_hints(self, graph, custom_kernels) -> dict[int, dict[str, Any]]:
+        """Private attributes (named ``_...``) the runtime adds to ``compute`` calls, worked out
+        once from the whole graph when the plan is built: ``{id(node): {name: value}}`` for
+        nodes of any op type (Conv and FusedConv: which convolutions make their output channels
+        last). Called once per op type present; never passed to a custom kernel. Default: none."""
+        return {}
+
     def compute(self, *inputs: Optional[np.ndarray], **attrs: Any):
         raise NotImplementedError(f"{type(self).__name__}.compute")

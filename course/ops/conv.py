@@ -22,13 +22,20 @@ from course.ops.base import InferContext, Op
 from course.ops.registry import register
 
 
-def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="NOTSET", post=None):
+def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="NOTSET", post=None,
+              channels_last=False):
     """Convolution: x (N, C, *S), w (M, C/group, *K) -> (N, M, *O), x's dtype, a fresh array.
 
     ``post`` = (bias or None, z or None, activation, params), float32 or float64 only, z of the
     output's shape: ``y = activation(y + bias + z)`` in place, FusedConv's epilogue. On the float32
     GEMM routes it runs on each band of the GEMM while the band is still in cache
-    (_parallel.gemm_sum); elsewhere as one pass afterwards (fk.epilogue). Same bits either way."""
+    (_parallel.gemm_sum); elsewhere as one pass afterwards (fk.epilogue). Same bits either way.
+
+    ``channels_last``: a float32 1x1 convolution without a residual returns its (N, M, *O) result
+    as a view of an (N, *O, M) array (the channels of a pixel side by side), made as X.T @ W.T by
+    the same GEMM; what the channels-last depthwise kernel reads (fk._depthwise3x3_nhwc). Other
+    convolutions ignore it. x may itself be laid out that way: a 1x1 convolution reads it as a
+    transposed GEMM operand, the other routes copy it to NCHW first."""
     n, c, m, nsp = x.shape[0], x.shape[1], w.shape[0], x.ndim - 2
     if w.ndim != x.ndim or c != w.shape[1] * group or m % group:
         raise ShapeError(f"X {x.shape} and W {w.shape} do not fit group={group}")
@@ -37,8 +44,10 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
         xs = win.tap_view(win.pad_input(x, pb, pe), (0,) * nsp, out, s, d)
         xs = xs.reshape(n, c, int(np.prod(out)))
         if _pooled(x, w):  # both threads, one band of output rows or columns each
-            if xs.strides[2] != xs.itemsize:
+            if xs.strides[2] != xs.itemsize and xs.strides[1] != xs.itemsize:  # neither NCHW nor NHWC rows
                 xs = np.ascontiguousarray(xs)
+            if channels_last:
+                return _channels_last_gemms(xs, w, out, post)
             y = np.empty((n, m, xs.shape[2]), dtype=x.dtype)
             _pooled_gemms(np.ascontiguousarray(w.reshape(1, m, c)), [xs], y, post)
             return y.reshape((n, m) + tuple(out))
@@ -109,6 +118,87 @@ def _pooled_gemms(wt, taps, y, post):
         par.gemm_sum(wt, [view[i] for view in taps], y[i], bias=bias, z=None if z is None else z[i], act=act)
 
 
+def _channels_last_gemms(xs, w, out, post):
+    """A 1x1 convolution made channels last: Y.T (P, M) = X.T (P, C) @ W.T (C, M) per image, xs
+    (N, C, P) in either layout, w (M, C, 1, 1); the bias is one per column, a residual is read
+    channels last (copied to that layout if it is not). Returns (N, M, *out), a view."""
+    n, c, p = xs.shape
+    m = w.shape[0]
+    yt = np.empty((n, p, m), dtype=xs.dtype)
+    bias = z = act = None
+    if post is not None:
+        from course.ops import _fused_kernels as fk
+
+        b, z, activation, params = post
+        act = fk.scalars(yt.dtype, activation, params)
+        bias = None if b is None else np.ascontiguousarray(b, dtype=yt.dtype).reshape(m)
+        if z is not None:
+            z = np.ascontiguousarray(np.moveaxis(z, 1, -1), dtype=yt.dtype).reshape(n, p, m)  # a view if channels last
+    wt = _channel_major(w)
+    for i in range(n):
+        _parallel().gemm_sum(xs[i].T[None], [wt], yt[i], bias=bias, z=None if z is None else z[i], act=act,
+                             bias_axis=1)
+    return yt.transpose(0, 2, 1).reshape((n, m) + tuple(out))
+
+
+CHANNELS_LAST_MIN = 64  # depthwise channels; below, the plane-by-plane kernel is as fast
+
+
+def channels_last_hints(graph, custom_kernels) -> dict:
+    """Which float32 convolutions make their output channels last (an (N, C, H, W) view of an
+    (N, H, W, C) array): ``{id(node): {"_channels_last": True}}``, for the plan to pass on.
+
+    Channels last pays between MobileNet's 1x1 and 3x3 depthwise convolutions: the depthwise
+    kernel then holds channels in its SIMD lanes (fk._depthwise3x3_nhwc, 2.4-4.7x quicker on
+    14x14 and 7x7 planes), and a 1x1 convolution that reads and writes channels last is the
+    plain GEMM X (P, C) @ W.T (C, M), as quick as the NCHW one. Reading channels last and writing
+    NCHW is a transposed-B GEMM (up to 1.7x slower), and a residual must come in its output's
+    layout, so the layout is given to whole regions: start from every 1x1 (stride 1, no pads) and
+    3x3 depthwise (>= CHANNELS_LAST_MIN channels, no dilation) convolution run by the engine's own
+    kernels, then drop any whose output is a graph output or is read by anything else than such a
+    convolution (as X, or as the residual Z of one that stays channels last), and any depthwise
+    one whose input is not channels last (its output follows its input), until nothing changes."""
+    kind = {id(n): _layout_kind(n, custom_kernels) for n in graph.nodes}
+    outputs = {id(v) for v in graph.outputs}
+    last = {id(n.outputs[0]) for n in graph.nodes if kind[id(n)] and id(n.outputs[0]) not in outputs}
+    changed = True
+    while changed:
+        changed = False
+        for node in graph.nodes:
+            y = node.outputs[0]
+            if id(y) not in last:
+                continue
+            z = node.inputs[3] if len(node.inputs) > 3 else None
+            keep = ((kind[id(node)] != "depthwise" or id(node.inputs[0]) in last)
+                    and (z is None or id(z) in last)
+                    and all(kind[id(r)] and (i == 0 or (i == 3 and id(r.outputs[0]) in last))
+                            and (kind[id(r)] != "depthwise" or id(r.outputs[0]) in last)
+                            for r, i in y.uses()))
+            if not keep:
+                last.discard(id(y))
+                changed = True
+    return {id(n): {"_channels_last": True} for n in graph.nodes if kind[id(n)] and id(n.outputs[0]) in last}
+
+
+def _layout_kind(node, custom_kernels):
+    """"pointwise" or "depthwise" for the convolutions channels_last_hints may lay out, else None."""
+    if (node.op_type, node.domain) not in (("Conv", ""), ("FusedConv", "course")) or node.op_type in custom_kernels:
+        return None
+    x, w, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    if any(v is None or v.type is None for v in (x, w, y)) or y.type.dtype != np.float32:
+        return None
+    ws, attrs = w.type.shape, node.attrs
+    if ws is None or len(ws) != 4 or not all(isinstance(d, int) for d in ws):
+        return None
+    ones = lambda key: all(v == 1 for v in attrs.get(key) or (1, 1))  # noqa: E731
+    if (tuple(ws[2:]) == (1, 1) and attrs.get("group", 1) == 1 and ones("strides") and ones("dilations")
+            and not any(attrs.get("pads") or ()) and attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")):
+        return "pointwise"
+    if tuple(ws[1:]) == (1, 3, 3) and attrs.get("group", 1) == ws[0] >= CHANNELS_LAST_MIN and ones("dilations"):
+        return "depthwise"
+    return None
+
+
 def supports_depthwise(x: np.ndarray, w: np.ndarray, group: int) -> bool:
     """True for a 2-D 3x3 depthwise convolution (group == C == M) in float32 or float64: the
     cases the compiled kernel of _fused_kernels.py runs (for Conv and FusedConv alike)."""
@@ -154,20 +244,32 @@ def _tap_gemms(taps, w, n, m, out, width, post=None):
     return _finish(y if width == out[1] else np.ascontiguousarray(y[..., :out[1]]), post)
 
 
-_TAP_MAJOR: dict[int, tuple] = {}
+_DERIVED: dict[tuple[int, str], tuple] = {}
+
+
+def _derived(w: np.ndarray, kind: str, make) -> np.ndarray:
+    """``make(w)``, a rearranged copy of a weight. A session's weights are read-only snapshots,
+    so each copy is made once and kept while W lives."""
+    key = (id(w), kind)
+    hit = _DERIVED.get(key)
+    if hit is not None and hit[0]() is w:
+        return hit[1]
+    out = make(w)
+    if not w.flags.writeable:
+        _DERIVED[key] = (weakref.ref(w, lambda _, key=key: _DERIVED.pop(key, None)), out)
+    return out
 
 
 def _tap_major(w: np.ndarray) -> np.ndarray:
-    """W (M, C, KH, KW) as (KH*KW, M, C), each tap's matrix contiguous. A session's weights are
-    read-only snapshots, so their rearranged copy is made once and kept while W lives."""
-    key = id(w)
-    hit = _TAP_MAJOR.get(key)
-    if hit is not None and hit[0]() is w:
-        return hit[1]
-    wt = np.ascontiguousarray(w.reshape(w.shape[0], w.shape[1], -1).transpose(2, 0, 1))
-    if not w.flags.writeable:
-        _TAP_MAJOR[key] = (weakref.ref(w, lambda _, key=key: _TAP_MAJOR.pop(key, None)), wt)
-    return wt
+    """W (M, C, KH, KW) as (KH*KW, M, C), each tap's matrix contiguous (a depthwise W (C, 1, 3, 3)
+    gives (9, C, 1): tap t's weight for every channel)."""
+    return _derived(w, "tap_major",
+                    lambda w: np.ascontiguousarray(w.reshape(w.shape[0], w.shape[1], -1).transpose(2, 0, 1)))
+
+
+def _channel_major(w: np.ndarray) -> np.ndarray:
+    """A 1x1 W (M, C, 1, 1) as W.T (C, M), contiguous: the B operand of a channels-last GEMM."""
+    return _derived(w, "channel_major", lambda w: np.ascontiguousarray(w.reshape(w.shape[0], -1).T))
 
 
 def _key(v):
@@ -218,8 +320,11 @@ class Conv(Op):
     def infer_shape(self, ctx: InferContext):
         return [conv_infer_shape(ctx, ctx.shape(0), ctx.shape(1))]
 
+    def plan_hints(self, graph, custom_kernels):
+        return channels_last_hints(graph, custom_kernels)
+
     def compute(self, x, w, b=None, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
-                pads=None, strides=None):
+                pads=None, strides=None, _channels_last=False):
         if kernel_shape is not None and tuple(kernel_shape) != w.shape[2:]:
             raise ShapeError(f"kernel_shape {list(kernel_shape)} does not match W {w.shape}")
         if supports_depthwise(x, w, group) and (b is None or b.dtype == x.dtype):
@@ -229,8 +334,9 @@ class Conv(Op):
             # same order as conv_core's numpy route, bias last, so the same bits
             return fk.depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, "Identity")
         if b is not None and _pooled(x, w) and b.dtype == x.dtype:  # the bias add inside the GEMM's bands
-            return conv_core(x, w, group, strides, pads, dilations, auto_pad, post=(b, None, "Identity", ()))
-        y = conv_core(x, w, group, strides, pads, dilations, auto_pad)
+            return conv_core(x, w, group, strides, pads, dilations, auto_pad, post=(b, None, "Identity", ()),
+                             channels_last=_channels_last)
+        y = conv_core(x, w, group, strides, pads, dilations, auto_pad, channels_last=_channels_last and b is None)
         if b is not None:
             y += b.reshape((-1,) + (1,) * (y.ndim - 2))
         return y

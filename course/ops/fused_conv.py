@@ -17,7 +17,7 @@ import numpy as np
 
 from course.errors import DTypeError, OpAttributeError, ShapeError
 from course.ops.base import REQUIRED, InferContext, Op, broadcast_shapes
-from course.ops.conv import CONV_ATTRS, Conv, conv_core, output_shape, supports_depthwise
+from course.ops.conv import CONV_ATTRS, Conv, channels_last_hints, conv_core, output_shape, supports_depthwise
 from course.ops.registry import register
 
 ACTIVATIONS = {"Relu": 0, "Clip": 2, "LeakyRelu": 1, "Identity": 0}  # name -> number of activation_params
@@ -61,8 +61,11 @@ class FusedConv(Op):
             y = broadcast_shapes(y, ctx.shape(3))
         return [y]
 
+    def plan_hints(self, graph, custom_kernels):
+        return channels_last_hints(graph, custom_kernels)
+
     def compute(self, x, w, b=None, z=None, activation="Relu", activation_params=(), auto_pad="NOTSET",
-                dilations=None, group=1, kernel_shape=None, pads=None, strides=None):
+                dilations=None, group=1, kernel_shape=None, pads=None, strides=None, _channels_last=False):
         check_activation(activation, activation_params)
         from course.ops import _fused_kernels as fk  # imports numba: only once a FusedConv runs
 
@@ -79,7 +82,7 @@ class FusedConv(Op):
               and (z is None or z.shape == output_shape(x, w, strides, pads, dilations, auto_pad))):
             # bias, residual and activation inside the convolution's GEMM bands (conv_core)
             return conv_core(x, w, group, strides, pads, dilations, auto_pad,
-                             post=(b, z, activation, activation_params))
+                             post=(b, z, activation, activation_params), channels_last=_channels_last)
         else:
             y = conv_core(x, w, group, strides, pads, dilations, auto_pad)  # a fresh array: ours to write
         fast = fk.supports_dtype(y) and y.flags.c_contiguous

@@ -49,12 +49,18 @@ def build_plan(graph: Graph, custom_kernels: Optional[dict[str, Callable]] = Non
         slot_for(v)
     last_read = _last_reads(graph, slot)
     keep = {slot[id(v)] for v in graph.outputs}
+    bound = [bind(graph, node) for node in graph.nodes]
+    hints: dict[int, dict[str, Any]] = {}
+    for op in {type(op): op for op, _ in bound}.values():
+        hints.update(op.plan_hints(graph, custom))
     steps = []
     for i, node in enumerate(graph.nodes):
-        op, attrs = bind(graph, node)
+        op, attrs = bound[i]
         if getattr(op, "wants_num_outputs", False):
             attrs["_num_outputs"] = len(node.outputs)
         fn = custom.get(node.op_type) if not node.domain else None
+        if fn is None:
+            attrs.update(hints.get(id(node), {}))
         outs = tuple(-1 if v is None else slot[id(v)] for v in node.outputs)
         dead = [s for s in outs if s >= 0 and last_read.get(s, -1) < i]  # produced, never read
         free = [s for s, last in last_read.items() if last == i] + dead
