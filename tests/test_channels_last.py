@@ -231,3 +231,6 @@ def test_mobilenetv2_runs_channels_last_between_its_convolutions():
     depthwise = [m for m in marked if m != "FusedConv:1" and m != "Conv:1"]
     assert len(depthwise) == 16  # every depthwise conv but the first (32 channels)
     assert len(marked) > 40
+    steps = s._plan.steps
+    pool = next(i for i, st in enumerate(steps) if st.node.op_type == "GlobalAveragePool")
+    assert steps[pool - 1].attrs.get("_channels_last")  # a global pooling reads either layout
