@@ -231,3 +231,24 @@ def test_gemm_sum_rejects_mixed_or_unusable_operands():
     strided = np.ones((16, 64), np.float32)[:, ::2]  # neither row-major nor a transpose of one
     with pytest.raises(ValueError, match="row-major"):
         P.gemm_sum(a[:1], [strided], np.empty((8, 32), np.float32))
+
+
+def test_cached_jobs_are_dropped_when_the_kernels_they_inline_change(tmp_path):
+    """numba's cache checks only the defining file; _parallel's jobs inline _fused_kernels' loops."""
+    kernels = tmp_path / "kernels.py"
+    kernels.write_text("x = 1\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    stale = [cache / "_parallel._run_chunk-1.py311.nbi", cache / "_parallel._run_chunk-1.py311.1.nbc"]
+    other = cache / "_fused_kernels._epilogue-2.py311.nbi"
+    for f in (*stale, other):
+        f.write_text("")
+    assert P.drop_stale_cache(cache, "_parallel", kernels)  # no stamp yet: written by an unknown version
+    assert not any(f.exists() for f in stale) and other.exists()
+    for f in stale:
+        f.write_text("")
+    assert not P.drop_stale_cache(cache, "_parallel", kernels)  # unchanged: the cache is kept
+    assert all(f.exists() for f in stale)
+    kernels.write_text("x = 22\n")  # edited
+    assert P.drop_stale_cache(cache, "_parallel", kernels)
+    assert not any(f.exists() for f in stale) and other.exists()

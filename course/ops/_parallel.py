@@ -34,6 +34,7 @@ import ctypes
 import os
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 from llvmlite import ir
@@ -43,6 +44,29 @@ from numba.extending import intrinsic
 
 from course.ops import _blas
 from course.ops import _fused_kernels as fk
+
+
+def drop_stale_cache(cache_dir: Path, module: str, depends_on: Path) -> bool:
+    """Delete ``module``'s numba cache files in ``cache_dir`` when ``depends_on`` changed since
+    they were written; True if it did. numba's ``cache=True`` checks only the timestamp of the
+    file a function is defined in, and the jobs below inline loops from _fused_kernels.py: after
+    an edit (or a ``git pull``) of that file alone they would keep running the old loops."""
+    stamp = cache_dir / f"{module}.depends"
+    try:
+        st = depends_on.stat()
+        want = f"{depends_on.name} {st.st_mtime_ns} {st.st_size}"
+        if stamp.is_file() and stamp.read_text() == want:
+            return False
+        for f in cache_dir.glob(f"{module}.*.nb[ic]"):
+            f.unlink(missing_ok=True)
+        cache_dir.mkdir(exist_ok=True)
+        stamp.write_text(want)
+        return True
+    except OSError:  # a read-only install: numba keeps its cache elsewhere, or none
+        return False
+
+
+drop_stale_cache(Path(__file__).parent / "__pycache__", "_parallel", Path(fk.__file__))
 
 # ---- atomics and raw pointers as numba intrinsics ---------------------------------------------
 
