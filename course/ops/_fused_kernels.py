@@ -110,17 +110,12 @@ def epilogue_row(row, bias, bias_mode, bias_row, zrow, has_z, act, lo, hi, alpha
     # row = act(row + bias + zrow), element by element; bias_mode 0: no bias, 1: the scalar
     # ``bias``, 2: ``bias_row[o]`` per element (a channels-last output's per-column bias). zrow is
     # unused without has_z. Also the epilogue that course/ops/_parallel.py runs in each GEMM band.
-    if bias_mode == 2:
-        for o in range(row.shape[0]):
-            v = row[o] + bias_row[o]
-            if has_z:
-                v += zrow[o]
-            row[o] = _activate(v, act, lo, hi, alpha)
-        return
     for o in range(row.shape[0]):
         v = row[o]
         if bias_mode == 1:
             v += bias
+        elif bias_mode == 2:
+            v += bias_row[o]
         if has_z:
             v += zrow[o]
         row[o] = _activate(v, act, lo, hi, alpha)

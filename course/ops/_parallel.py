@@ -20,8 +20,9 @@ Jobs: a sum of GEMMs into one output (a 1x1 convolution, an im2col one, one accu
 per kernel tap, see conv._tap_gemms, or a big Gemm node), split by output rows or columns, with
 the FusedConv epilogue (bias, residual, activation) applied to each band right after it is made;
 the 3x3 depthwise kernel split by planes, or its channels-last twin split by output rows; the
-epilogue alone split by rows (where a convolution did not take it in its bands). The chunks are the same whether or not the pool is running and
-whichever thread runs them, so results never depend on the timing.
+epilogue alone split by rows (where a convolution did not take it in its bands). The chunks are
+the same whether or not the pool is running and whichever thread runs them, so results never
+depend on the timing.
 
 Only float32 goes through here (float64 keeps the single-call route), and only where CPython
 can hand over raw pointers safely: every array a job touches is kept alive by the caller until
@@ -198,7 +199,7 @@ def _run_chunk(args, fargs, i):
     if kind == GEMM:
         # C (m, n; ldc) = beta * C + sum over taps t of A_t (m, k; lda) @ B_t (k, n; ld_t), where
         # A_t = a + t * a_tap and (B_t, ld_t) = taps[t]; chunk i is a band of rows (axis 0) or of
-        # columns (axis 1) of C. With an epilogue, C = act(C + bias[row] + Z) follows on each band
+        # columns (axis 1) of C. With an epilogue, C = act(C + bias + Z) follows on each band
         # while it is still in cache: a band is made ``block`` columns (or rows) at a time for that.
         fn, ilp64, m, n, k = args[1], args[2], args[3], args[4], args[5]
         a, lda, a_tap, c, ldc, ntaps, taps_at, axis, step = (args[6], args[7], args[8], args[9], args[10],
@@ -424,7 +425,7 @@ def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=N
     With ``act`` = (code, lo, hi, alpha) of fk.scalars, the FusedConv epilogue follows on each
     band while it is in cache: ``c = act(c + bias + z)``, bias contiguous or None, one value per
     row (M,) or with ``bias_axis`` 1 per column (N,), z an (M, N) row-major window (or one row
-    broadcast to M rows) or None; the same bits as fk.epilogue afterwards."""
+    broadcast to M rows) or None; with a bias per row, the same bits as fk.epilogue afterwards."""
     fn, ilp64 = _blas.sgemm_address()
     t, m, k = a.shape
     n = c.shape[1]
@@ -449,11 +450,12 @@ def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=N
     if t > 1 and (a.strides[0] % F32 or a.strides[0] < 0 or _window_ld(a[1], "a[t]")[0] != trans_a):
         raise ValueError("gemm_sum: a[t] must be evenly spaced windows of one kind")
     table = np.empty((t, 2), dtype=np.int64)
-    trans_b = _is_transposed(taps[0])
+    trans_b = _window_ld(taps[0], "taps[t]")[0]
     for i, v in enumerate(taps):
-        if _is_transposed(v) != trans_b:
+        transposed, ld = _window_ld(v, "taps[t]")
+        if transposed != trans_b:
             raise ValueError("gemm_sum: taps must all be row-major windows, or all transposed ones")
-        table[i] = _address(v), _blas.ld(v.T if trans_b else v)
+        table[i] = _address(v), ld
     axis = 1 if n >= 2 * m else 0
     step, chunks = _split(n if axis else m)
     block = step
@@ -468,23 +470,17 @@ def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=N
 
 
 def _window_ld(v: np.ndarray, what: str) -> tuple[bool, int]:
-    """(transposed, leading dimension) of a 2-D operand that is a row-major window or the
-    transpose of one."""
+    """(transposed, leading dimension) of a 2-D operand v: a row-major window, or (transposed
+    True) the transpose of one."""
     try:
-        transposed = _is_transposed(v)
-        return transposed, _blas.ld(v.T if transposed else v)
+        return False, _blas.ld(v)
     except ValueError:
-        raise ValueError(f"gemm_sum: {what} with strides {v.strides} is not a row-major window or its transpose") from None
-
-
-def _is_transposed(v: np.ndarray) -> bool:
-    """True when v (K, N) is the transpose of a row-major (N, K) window (and not itself one)."""
+        pass
     try:
-        _blas.ld(v)
-        return False
+        return True, _blas.ld(v.T)
     except ValueError:
-        _blas.ld(v.T)  # neither: let its error say so
-        return True
+        raise ValueError(f"gemm_sum: {what} with strides {v.strides} is not a row-major window "
+                         "or its transpose") from None
 
 
 def _ld_or_broadcast(z) -> int:

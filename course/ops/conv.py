@@ -31,10 +31,10 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
     GEMM routes it runs on each band of the GEMM while the band is still in cache
     (_parallel.gemm_sum); elsewhere as one pass afterwards (fk.epilogue). Same bits either way.
 
-    ``channels_last``: a float32 1x1 convolution without a residual returns its (N, M, *O) result
-    as a view of an (N, *O, M) array (the channels of a pixel side by side), made as X.T @ W.T by
-    the same GEMM; what the channels-last depthwise kernel reads (fk._depthwise3x3_nhwc). Other
-    convolutions ignore it. x may itself be laid out that way: a 1x1 convolution reads it as a
+    ``channels_last``: a float32 1x1 convolution returns its (N, M, *O) result as a view of an
+    (N, *O, M) array (the channels of a pixel side by side), made as X.T @ W.T by the same GEMM;
+    what the channels-last depthwise kernel reads (fk._depthwise3x3_nhwc). Other convolutions
+    ignore it. x may itself be laid out that way: a 1x1 convolution reads it as a
     transposed GEMM operand, the other routes copy it to NCHW first."""
     n, c, m, nsp = x.shape[0], x.shape[1], w.shape[0], x.ndim - 2
     if w.ndim != x.ndim or c != w.shape[1] * group or m % group:
@@ -184,7 +184,8 @@ def channels_last_hints(graph, custom_kernels) -> dict:
 
 def _pools_any_layout(node, custom_kernels) -> bool:
     """A global pooling reduces a channels-last input as fast (quicker: 1280x7x7, 10 vs 38 us)."""
-    return node.op_type in ("GlobalAveragePool", "GlobalMaxPool") and not node.domain and node.op_type not in custom_kernels
+    return (node.op_type in ("GlobalAveragePool", "GlobalMaxPool") and not node.domain
+            and node.op_type not in custom_kernels)
 
 
 def _layout_kind(node, custom_kernels):
@@ -343,7 +344,7 @@ class Conv(Op):
         if b is not None and _pooled(x, w) and b.dtype == x.dtype:  # the bias add inside the GEMM's bands
             return conv_core(x, w, group, strides, pads, dilations, auto_pad, post=(b, None, "Identity", ()),
                              channels_last=_channels_last)
-        y = conv_core(x, w, group, strides, pads, dilations, auto_pad, channels_last=_channels_last and b is None)
+        y = conv_core(x, w, group, strides, pads, dilations, auto_pad, channels_last=_channels_last)
         if b is not None:
             y += b.reshape((-1,) + (1,) * (y.ndim - 2))
         return y
