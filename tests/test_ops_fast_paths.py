@@ -135,6 +135,45 @@ def test_maxpool_phase_path_matches_onnxruntime_on_resnet_pool():
     assert np.isnan(y[0, 0, 0, 0]) and not np.isnan(y[0, 0, 1, 1])
 
 
+MAXPOOL3 = [  # (x shape, attributes) of 3x3 pools the compiled kernel takes
+    ((1, 8, 56, 56), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # ResNet's
+    ((2, 5, 13, 11), {"strides": [2, 1], "pads": [0, 1, 2, 0]}),  # asymmetric pads, mixed strides
+    ((1, 3, 9, 10), {"strides": [2, 2], "ceil_mode": 1}),  # last windows hang past the end
+    ((1, 4, 12, 12), {"dilations": [2, 2], "pads": [1, 2, 1, 2]}),
+    ((1, 6, 15, 15), {"strides": [3, 3], "auto_pad": "SAME_UPPER"}),
+    ((1, 96, 55, 55), {"strides": [2, 2]}),  # SqueezeNet's, no padding
+]
+
+
+@pytest.mark.parametrize("shape,attrs", MAXPOOL3, ids=[str(i) for i in range(len(MAXPOOL3))])
+def test_maxpool_3x3_compiled_kernel_same_bits_as_the_numpy_route(shape, attrs, monkeypatch):
+    from course.ops import _fused_kernels as fk
+    from course.ops import maxpool
+
+    x = random_tensor(shape, seed=18)
+    x[:, 2:, ::7, ::5] = np.nan  # NaN wins wherever it is, as with np.maximum
+    x[0, 1, :5, :6] = -np.inf  # a window of -inf (and padding) is -inf, not some fill value
+    calls = []
+    real = fk.max_pool3x3
+    monkeypatch.setattr(fk, "max_pool3x3", lambda *a: calls.append(1) or real(*a))
+    full = {"kernel_shape": [3, 3], **attrs}
+    op = registry.lookup("MaxPool", 12)
+    y = op.compute(x, **full)
+    k, s, d, out, pb, _, _ = maxpool.pool_setup(x, [3, 3], attrs.get("strides"), attrs.get("pads"),
+                                                attrs.get("dilations"), attrs.get("auto_pad", "NOTSET"),
+                                                attrs.get("ceil_mode", 0))
+    want = maxpool._max_flat(x, k, s, d, pb, out)
+    assert calls and y.shape == want.shape and y.flags.c_contiguous
+    assert np.array_equal(y, want, equal_nan=True) and np.isnan(y).any() and np.isneginf(y).any()
+    strided = np.concatenate([x, x], axis=3)[..., ::2]  # a non-contiguous input gives the same
+    assert np.array_equal(op.compute(strided, **full), op.compute(np.ascontiguousarray(strided), **full),
+                          equal_nan=True)
+    clean = random_tensor(shape, seed=19)
+    check("MaxPool", [clean], full, opset=12)
+    if "dilations" not in attrs:
+        check("MaxPool", [clean], full, opset=12, n_out=2, out_dtypes=[np.float32, np.int64])  # numpy route
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("strides,pads", [([1, 1], [1, 1, 1, 1]), ([2, 2], [1, 1, 1, 1]), ([2, 1], [0, 1, 2, 0])])
 def test_depthwise_conv_runs_the_compiled_kernel_with_the_same_bits(dtype, strides, pads, monkeypatch):

@@ -4,6 +4,8 @@ and the pool is released whatever happens in a run."""
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import threading
 import time
 
@@ -120,6 +122,33 @@ def test_depthwise_and_epilogue_same_bits_pooled():
     assert np.array_equal(pooled_epi, fk.epilogue(alone.copy(), b, "Relu", [], z))
     ref = np.maximum(alone + b[:, None, None] + z, 0)
     np.testing.assert_array_equal(pooled_epi, ref)
+
+
+@two_cpus
+def test_max_pool_same_bits_pooled():
+    from course.ops import _fused_kernels as fk
+
+    x = _rng(2).standard_normal((1, 64, 30, 30)).astype(np.float32)
+    x[0, 40, 3, 3] = np.nan  # in the helper's half of the planes
+    args = (x, (15, 15), (2, 2), (1, 1), (1, 1))
+    alone = fk.max_pool3x3(*args)
+    pooled = _wait_for_helper(lambda: fk.max_pool3x3(*args))
+    assert np.array_equal(pooled, alone, equal_nan=True) and np.isnan(pooled[0, 40, 2, 2])
+    want = np.full((1, 64, 32, 32), -np.inf, np.float32)
+    want[:, :, 1:31, 1:31] = x
+    want = np.stack([want[:, :, i:i + 29:2, j:j + 29:2] for i in range(3) for j in range(3)]).max(axis=0)
+    np.testing.assert_array_equal(pooled, want)
+
+
+def test_the_helper_loop_is_compiled_before_the_helper_starts():
+    # Compiled in the helper thread, it left the first runs to one thread, and a script that ended
+    # meanwhile aborted inside LLVM at exit. A fresh process, so the pool has no thread yet.
+    code = ("import numpy as np; from course.ops import _parallel as P\n"
+            "with P.running() as on:\n"
+            "    assert not on or P._helper_loop.signatures, 'the helper compiles its own loop'\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
 @two_cpus

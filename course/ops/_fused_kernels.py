@@ -194,6 +194,50 @@ def _depthwise3x3(x, fill, taps, w, b, has_bias, sh, sw, ph, pw, act, lo, hi, al
 
 
 @njit(inline="always")
+def _max(a, b):
+    # np.maximum's rule: a NaN on either side wins; otherwise the larger (of equal values, +0.0
+    # and -0.0, either may come back: numpy's own loops differ there).
+    return a if a >= b or a != a else b
+
+
+@njit(cache=True, nogil=True)
+def _max3x3(x, fill, taps, sh, sw, ph, pw, lowest, y, k0, k1):
+    # MaxPool over a 3x3 window, planes k0..k1 of N*C, as _depthwise3x3 walks them: each plane
+    # split by stride phase into a buffer whose padding holds ``lowest`` (so a padding cell never
+    # wins), every tap a contiguous run, results on an (oh, pw) grid then cropped. Taps are taken
+    # in row-major order with np.maximum's rule, so the result is _window.flat_taps + np.maximum's.
+    n, c, oh, ow = y.shape
+    size = -(-oh * pw // VECTOR_BLOCK) * VECTOR_BLOCK
+    buf = np.full((fill.shape[0], ph * pw + size - oh * pw), lowest, dtype=x.dtype)
+    grid = np.empty(size, dtype=y.dtype)
+    for k in range(k0, k1):
+        i, ch = k // c, k % c
+        _fill_plane(buf, x[i, ch], fill, sh, sw, pw)
+        t0 = buf[taps[0, 0], taps[0, 1]:taps[0, 1] + size]
+        t1 = buf[taps[1, 0], taps[1, 1]:taps[1, 1] + size]
+        t2 = buf[taps[2, 0], taps[2, 1]:taps[2, 1] + size]
+        t3 = buf[taps[3, 0], taps[3, 1]:taps[3, 1] + size]
+        t4 = buf[taps[4, 0], taps[4, 1]:taps[4, 1] + size]
+        t5 = buf[taps[5, 0], taps[5, 1]:taps[5, 1] + size]
+        t6 = buf[taps[6, 0], taps[6, 1]:taps[6, 1] + size]
+        t7 = buf[taps[7, 0], taps[7, 1]:taps[7, 1] + size]
+        t8 = buf[taps[8, 0], taps[8, 1]:taps[8, 1] + size]
+        for j in range(size):
+            v = _max(t0[j], t1[j])
+            v = _max(v, t2[j])
+            v = _max(v, t3[j])
+            v = _max(v, t4[j])
+            v = _max(v, t5[j])
+            v = _max(v, t6[j])
+            v = _max(v, t7[j])
+            grid[j] = _max(v, t8[j])
+        for r in range(oh):
+            src, dst = grid[r * pw:r * pw + ow], y[i, ch, r]
+            for o in range(ow):
+                dst[o] = src[o]
+
+
+@njit(inline="always")
 def _vector(addr, n):
     return carray(f32_ptr(addr), (n,))
 
@@ -289,19 +333,27 @@ def epilogue(y: np.ndarray, b, activation, params, z=None) -> np.ndarray:
 @lru_cache(maxsize=256)
 def _plan(in_hw, strides, pads, dilations, auto_pad):
     """Geometry of a 3x3 depthwise conv, computed once per shape: output (OH, OW), stride, the
-    phase planes' (PH, PW), where each phase's real input goes (``fill``, one row per phase:
-    a0, ys, rows, b0, xs, cols, as in _window._phase_axis) and each tap's (phase, flat offset)."""
+    phase planes' (PH, PW), ``fill`` and ``taps`` (see _phases), pads at the start, dilations."""
     k, s, p, d = win.spatial_attrs(2, (3, 3), strides, pads, dilations, auto_pad)
     (oh, ow), pb, _ = win.geometry(in_hw, k, s, p, d, auto_pad)
-    (sh, sw), (dh, dw) = s, d
+    return ((oh, ow), tuple(s), *_phases(in_hw, (oh, ow), tuple(s), tuple(pb), tuple(d)), tuple(pb), tuple(d))
+
+
+@lru_cache(maxsize=256)
+def _phases(in_hw, out, strides, pads_begin, dilations):
+    """A 3x3 window's stride phases: the phase planes' (PH, PW), where each phase's real input
+    goes (``fill``, one row per phase: a0, ys, rows, b0, xs, cols, as in _window._phase_axis) and
+    each tap's (phase, flat offset) (``taps``, row-major)."""
+    (oh, ow), (sh, sw), (dh, dw) = out, strides, dilations
     ph, pw = oh + (2 * dh) // sh + 1, ow + (2 * dw) // sw
     used = sorted({((a * dh) % sh, (q * dw) % sw) for a in range(3) for q in range(3)})
-    fill = np.array([win._phase_axis(in_hw[0], r, sh, pb[0], ph) + win._phase_axis(in_hw[1], q, sw, pb[1], pw)
-                     for r, q in used], dtype=np.int64).reshape(len(used), 6)
+    fill = np.array([win._phase_axis(in_hw[0], r, sh, pads_begin[0], ph)
+                     + win._phase_axis(in_hw[1], q, sw, pads_begin[1], pw) for r, q in used],
+                    dtype=np.int64).reshape(len(used), 6)
     taps = np.array([(used.index(((a * dh) % sh, (q * dw) % sw)), ((a * dh) // sh) * pw + (q * dw) // sw)
                      for a in range(3) for q in range(3)], dtype=np.int64)
     fill.flags.writeable = taps.flags.writeable = False  # shared by every call with this geometry
-    return (oh, ow), (sh, sw), (ph, pw), fill, taps, tuple(pb), (dh, dw)
+    return (ph, pw), fill, taps
 
 
 def _key(v):
@@ -326,6 +378,20 @@ def depthwise_conv2d(x, w, b, strides, pads, dilations, auto_pad, activation=Non
     else:
         _depthwise3x3(x, fill, taps, w, bias, b is not None, sh, sw, ph, pw, code, lo, hi, alpha, y, 0,
                       x.shape[0] * x.shape[1])
+    return y
+
+
+def max_pool3x3(x, out, strides, pads_begin, dilations):
+    """MaxPool with a 3x3 window of x (N, C, H, W) float32 (contiguous or not) to ``out``
+    (OH, OW), planes shared with the helper thread during a run (_max3x3). ``out`` may come from
+    ceil_mode: a window hanging past the padding sees only ``lowest`` there."""
+    from course.ops import _parallel
+
+    x = np.ascontiguousarray(x)
+    (ph, pw), fill, taps = _phases(x.shape[2:], tuple(out), tuple(strides), tuple(pads_begin), tuple(dilations))
+    y = np.empty(x.shape[:2] + tuple(out), dtype=x.dtype)
+    if y.size:
+        _parallel.max_pool(x, fill, taps, strides[0], strides[1], ph, pw, y)
     return y
 
 

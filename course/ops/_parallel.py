@@ -169,7 +169,7 @@ _sgemm32 = _sgemm_caller(32)
 RUN, TICKET, DONE, YIELD, HELPED = 0, 8, 16, 24, 32  # HELPED: chunks the helper ran
 # TICKET = seq << 32 | chunks << 16 | next chunk: one word, so a claim can never mix two jobs.
 MAX_CHUNKS = 1 << 15
-GEMM, DEPTHWISE, EPILOGUE, DEPTHWISE_NHWC = 1, 2, 3, 4
+GEMM, DEPTHWISE, EPILOGUE, DEPTHWISE_NHWC, MAX_POOL = 1, 2, 3, 4, 5
 F32 = 4  # bytes per element
 
 
@@ -253,6 +253,13 @@ def _run_chunk(args, fargs, i):
                               carray(_f32_ptr(args[16]), (c if has_bias else 0,)), has_bias != 0, sh, sw, pt, pl,
                               act, np.float32(fargs[0]), np.float32(fargs[1]), np.float32(fargs[2]),
                               carray(_f32_ptr(args[17]), (c,)), carray(_f32_ptr(args[18]), (n, oh, ow, c)), r0, r1)
+    elif kind == MAX_POOL:
+        n, c, h, w, oh, ow, nfill, sh, sw, ph, pw, step = (args[1], args[2], args[3], args[4], args[5], args[6],
+                                                          args[7], args[8], args[9], args[10], args[11], args[12])
+        k0, k1 = _span(i, step, n * c)
+        fk._max3x3(carray(_f32_ptr(args[13]), (n, c, h, w)), carray(_i64_ptr(args[14]), (nfill, 6)),
+                   carray(_i64_ptr(args[15]), (9, 2)), sh, sw, ph, pw, np.float32(-np.inf),
+                   carray(_f32_ptr(args[16]), (n, c, oh, ow)), k0, k1)
     elif kind == EPILOGUE:
         rows, cols, m, has_bias, has_z, act, step = args[1], args[2], args[3], args[4], args[5], args[6], args[7]
         y = carray(_f32_ptr(args[8]), (rows, cols))
@@ -352,6 +359,11 @@ class _Pool:
         try:
             self.owner = threading.get_ident()
             self.blas_before = _blas.set_threads(1)
+            if self.thread is None:
+                # Compile (or load) the helper's loop here, where it returns at once (RUN is 0):
+                # compiled in the helper, it would leave this thread to run alone meanwhile, and
+                # a script ending during that compilation aborts inside LLVM at exit.
+                _helper_loop(self.state, self.args, self.fargs)
             self.state[RUN] = 1
             if self.thread is None:
                 self.thread = threading.Thread(target=self._helper, name="course-helper", daemon=True)
@@ -516,6 +528,16 @@ def depthwise_nhwc(x, wt, b, strides, pb, code, lo, hi, alpha, y) -> None:
     _POOL.run((DEPTHWISE_NHWC, n, c, h, wd, oh, ow, strides[0], strides[1], pb[0], pb[1], b is not None, code, step,
                _address(x), _address(wt), _address(b if b is not None else zero), _address(zero), _address(y)),
               (lo, hi, alpha), -(-rows // step))
+
+
+def max_pool(x, fill, taps, sh, sw, ph, pw, y) -> None:
+    """The 3x3 MaxPool kernel (fk._max3x3) over all planes, float32, contiguous x and y, planes
+    split between the threads."""
+    n, c, h, wd = x.shape
+    oh, ow = y.shape[2:]
+    step, chunks = _split(n * c)
+    _POOL.run((MAX_POOL, n, c, h, wd, oh, ow, fill.shape[0], sh, sw, ph, pw, step, _address(x), _address(fill),
+               _address(taps), _address(y)), (), chunks)
 
 
 def epilogue(rows: np.ndarray, b, m: int, z, code, lo, hi, alpha) -> None:
