@@ -205,11 +205,12 @@ def profile_ops(model, warmup: int = 1) -> dict[str, tuple[int, float]]:
 
     totals: dict[str, list] = {}
 
-    def timed(op_type: str, compute):
-        def fn(*args, **attrs):
+    def timed(op_type: str, compute, attrs):
+        key = f"{op_type} (grouped)" if attrs.get("group", 1) != 1 else op_type
+
+        def fn(*args, **kwargs):
             t0 = time.perf_counter()
-            out = compute(*args, **attrs)
-            key = f"{op_type} (grouped)" if attrs.get("group", 1) != 1 else op_type
+            out = compute(*args, **kwargs)
             acc = totals.setdefault(key, [0, 0.0])
             acc[0] += 1
             acc[1] += time.perf_counter() - t0
@@ -218,7 +219,7 @@ def profile_ops(model, warmup: int = 1) -> dict[str, tuple[int, float]]:
 
     sess = course.InferenceSession(model)
     plan = sess._plan
-    plan.steps = [dataclasses.replace(st, fn=timed(st.node.op_type, st.fn)) for st in plan.steps]
+    plan.steps = [dataclasses.replace(st, fn=timed(st.node.op_type, st.fn, st.attrs)) for st in plan.steps]
     shape = [d.dim_value or 1 for d in model.graph.input[0].type.tensor_type.shape.dim]
     feed = {model.graph.input[0].name: np.zeros(shape, np.float32)}
     for _ in range(warmup):

@@ -386,13 +386,13 @@ class _Pool:
 
     def run(self, values, floats, chunks: int) -> None:
         """Run a job: ``values`` the int64 arguments (kind first), ``floats`` up to four scalars."""
-        self.args[:len(values)] = values
-        self.fargs[:len(floats)] = floats
         if self.owner == threading.get_ident() and chunks > 1:
+            self.args[:len(values)] = values
+            self.fargs[:len(floats)] = floats
             self.seq = self.seq % (1 << 30) + 1
             _post_and_run(self.state, self.args, self.fargs, self.seq, chunks)
-        else:
-            _run_alone(self.args, self.fargs, chunks)
+        else:  # arrays of its own: the pool's belong to the run that holds it (maybe in another thread)
+            _run_alone(np.asarray(values, dtype=np.int64), np.asarray(floats, dtype=np.float64), chunks)
 
 
 _POOL = _Pool()
@@ -402,6 +402,46 @@ os.register_at_fork(after_in_child=_POOL._reset)  # the helper thread does not s
 def running():
     """Context manager: share this thread's float32 kernels with the helper thread."""
     return _POOL.running()
+
+
+# Where a job's arguments hold the operands that change from call to call (Job.values[...]).
+GEMM_A, GEMM_C, GEMM_TABLE, GEMM_Z, GEMM_HAS_Z = 6, 9, 12, 18, 20  # B_t: Job.table[t, 0]
+DEPTHWISE_X, DEPTHWISE_Y = 15, 20
+DEPTHWISE_NHWC_X, DEPTHWISE_NHWC_Y = 14, 18
+
+
+class Job:
+    """A job's arguments, worked out once: ``post()`` runs it (shared with the helper in a run).
+
+    A kernel prepared for one node (conv.PreparedConv) keeps the job of its first call and posts
+    it again with new operand addresses, skipping the checks and set-up. ``keep`` holds every
+    array whose address ``values`` (or ``table``, a GEMM's B operands) holds, so none of them is
+    freed while the job may still run."""
+    __slots__ = ("values", "floats", "chunks", "table", "keep")
+
+    def __init__(self, values, floats, chunks, keep, table=None):
+        self.values = np.asarray(values, dtype=np.int64)
+        self.floats, self.chunks, self.keep, self.table = tuple(floats), chunks, keep, table
+
+    def post(self) -> None:
+        jobs = getattr(_RECORDING, "jobs", None)
+        if jobs is not None:
+            jobs.append(self)
+        _POOL.run(self.values, self.floats, self.chunks)
+
+
+_RECORDING = threading.local()
+
+
+@contextlib.contextmanager
+def recording():
+    """Collect (in a list) the jobs this thread posts meanwhile."""
+    before = getattr(_RECORDING, "jobs", None)
+    _RECORDING.jobs = jobs = []
+    try:
+        yield jobs
+    finally:
+        _RECORDING.jobs = before
 
 
 # ---- kernels as jobs ----------------------------------------------------------------------------
@@ -474,10 +514,10 @@ def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=N
     if act is not None:  # a block's output and its input columns (or rows) stay in L2 together
         block = max(BLOCK_MIN, BLOCK_BYTES // (F32 * ((m if axis else n) + k)) // ALIGN * ALIGN)
     bias_mode = 0 if bias is None else 1 + bias_axis
-    _POOL.run((GEMM, fn, ilp64, m, n, k, _address(a), lda, a_tap, _address(c), _blas.ld(c), t,
-               _address(table), axis, step, act is not None, _address(bias if bias is not None else c),
-               bias_mode, _address(z if z is not None else c), _ld_or_broadcast(z), z is not None, code,
-               block, trans_b, trans_a), (beta, lo, hi, alpha), chunks)
+    Job((GEMM, fn, ilp64, m, n, k, _address(a), lda, a_tap, _address(c), _blas.ld(c), t,
+         _address(table), axis, step, act is not None, _address(bias if bias is not None else c),
+         bias_mode, _address(z if z is not None else c), _ld_or_broadcast(z), z is not None, code,
+         block, trans_b, trans_a), (beta, lo, hi, alpha), chunks, (a, *taps, c, bias, z, table), table).post()
     return c
 
 
@@ -512,9 +552,9 @@ def depthwise(x, fill, taps, w, b, sh, sw, ph, pw, code, lo, hi, alpha, y) -> No
     oh, ow = y.shape[2:]
     step, chunks = _split(n * c)
     bias = b if b is not None else y  # any float32 pointer; unused without a bias
-    _POOL.run((DEPTHWISE, n, c, h, wd, oh, ow, fill.shape[0], sh, sw, ph, pw, b is not None, code, step,
-               _address(x), _address(fill), _address(taps), _address(w), _address(bias), _address(y)),
-              (lo, hi, alpha), chunks)
+    Job((DEPTHWISE, n, c, h, wd, oh, ow, fill.shape[0], sh, sw, ph, pw, b is not None, code, step,
+         _address(x), _address(fill), _address(taps), _address(w), _address(bias), _address(y)),
+        (lo, hi, alpha), chunks, (x, fill, taps, w, bias, y)).post()
 
 
 def depthwise_nhwc(x, wt, b, strides, pb, code, lo, hi, alpha, y) -> None:
@@ -525,9 +565,9 @@ def depthwise_nhwc(x, wt, b, strides, pb, code, lo, hi, alpha, y) -> None:
     rows = n * oh
     step = -(-rows // 2)  # rows hold whole vectors already: no alignment needed
     zero = np.zeros(c, dtype=np.float32)
-    _POOL.run((DEPTHWISE_NHWC, n, c, h, wd, oh, ow, strides[0], strides[1], pb[0], pb[1], b is not None, code, step,
-               _address(x), _address(wt), _address(b if b is not None else zero), _address(zero), _address(y)),
-              (lo, hi, alpha), -(-rows // step))
+    Job((DEPTHWISE_NHWC, n, c, h, wd, oh, ow, strides[0], strides[1], pb[0], pb[1], b is not None, code, step,
+         _address(x), _address(wt), _address(b if b is not None else zero), _address(zero), _address(y)),
+        (lo, hi, alpha), -(-rows // step), (x, wt, b, zero, y)).post()
 
 
 def max_pool(x, fill, taps, sh, sw, ph, pw, y) -> None:

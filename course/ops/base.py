@@ -20,7 +20,7 @@ that does NOT name the node: the IR adds ``node 'name' (OpType):`` in front.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional, Sequence
+from typing import Any, Callable, ClassVar, Optional, Sequence
 
 import numpy as np
 
@@ -144,6 +144,15 @@ class Op:
         nodes of any op type (Conv and FusedConv: which convolutions make their output channels
         last). Called once per op type present; never passed to a custom kernel. Default: none."""
         return {}
+
+    def prepare(self, node, attrs: dict[str, Any]) -> Optional[Callable[..., Any]]:
+        """A compute function for this one node, made once when the plan is built (as
+        onnxruntime makes a kernel object per node): called with the node's inputs only, it
+        must return what ``compute(*inputs, **attrs)`` returns, bit for bit, for any inputs.
+        For ops whose per-call set-up costs as much as small inputs' arithmetic (Conv and
+        FusedConv: conv.PreparedConv). Never used with a custom kernel. Default: None, the plan
+        calls ``compute``."""
+        return None
 
     def compute(self, *inputs: Optional[np.ndarray], **attrs: Any):
         raise NotImplementedError(f"{type(self).__name__}.compute")

@@ -17,7 +17,8 @@ import numpy as np
 
 from course.errors import DTypeError, OpAttributeError, ShapeError
 from course.ops.base import REQUIRED, InferContext, Op, broadcast_shapes
-from course.ops.conv import CONV_ATTRS, Conv, channels_last_hints, conv_core, output_shape, supports_depthwise
+from course.ops.conv import (CONV_ATTRS, Conv, channels_last_hints, conv_core, output_shape, prepare,
+                             supports_depthwise)
 from course.ops.registry import register
 
 ACTIVATIONS = {"Relu": 0, "Clip": 2, "LeakyRelu": 1, "Identity": 0}  # name -> number of activation_params
@@ -63,6 +64,9 @@ class FusedConv(Op):
 
     def plan_hints(self, graph, custom_kernels):
         return channels_last_hints(graph, custom_kernels)
+
+    def prepare(self, node, attrs):
+        return prepare(self.compute, node, attrs)
 
     def compute(self, x, w, b=None, z=None, activation="Relu", activation_params=(), auto_pad="NOTSET",
                 dilations=None, group=1, kernel_shape=None, pads=None, strides=None, _channels_last=False):

@@ -1,7 +1,8 @@
 """An execution plan: the graph flattened into steps over numbered slots, built once per session.
 
 Running is then a tight loop: fetch the step's input slots, call its kernel with attributes
-resolved at build time, store the outputs, and drop every slot this step was the last reader of
+resolved at build time (or the function its op prepared for that node, ``Op.prepare``: attributes
+bound, set-up kept from call to call), store the outputs, and drop every slot this step was the last reader of
 (so intermediates are freed as soon as possible). A memory planner would add, per slot, an offset
 in one arena; the loop would stay the same.
 """
@@ -23,7 +24,8 @@ class Step:
     fn: Callable[..., Any]
     ins: tuple[int, ...]  # slot of each input; -1 = omitted optional input
     outs: tuple[int, ...]  # slot of each output; -1 = omitted optional output
-    attrs: dict[str, Any]
+    attrs: dict[str, Any]  # the node's attributes, as compute takes them
+    kwargs: dict[str, Any]  # what fn is called with besides the inputs: attrs, or none for a prepared fn
     expect: tuple[tuple[np.dtype, Optional[tuple[int, ...]]], ...]  # per output: dtype, static shape
     free: tuple[int, ...]  # slots nobody reads after this step
 
@@ -59,13 +61,16 @@ def build_plan(graph: Graph, custom_kernels: Optional[dict[str, Callable]] = Non
         if getattr(op, "wants_num_outputs", False):
             attrs["_num_outputs"] = len(node.outputs)
         fn = custom.get(node.op_type) if not node.domain else None
+        kwargs = attrs
         if fn is None:
             attrs.update(hints.get(id(node), {}))
+            fn = op.prepare(node, dict(attrs))
+            kwargs = {} if fn is not None else attrs
         outs = tuple(-1 if v is None else slot[id(v)] for v in node.outputs)
         dead = [s for s in outs if s >= 0 and last_read.get(s, -1) < i]  # produced, never read
         free = [s for s, last in last_read.items() if last == i] + dead
         steps.append(Step(
-            node=node, fn=fn or op.compute, attrs=attrs,
+            node=node, fn=fn or op.compute, attrs=attrs, kwargs=kwargs,
             ins=tuple(-1 if v is None else slot[id(v)] for v in node.inputs), outs=outs,
             expect=tuple(_expect(v) for v in node.outputs),
             free=tuple(sorted(s for s in set(free) if s not in keep)),
@@ -107,7 +112,7 @@ def execute(plan: Plan, slots: list) -> list:
     for st in plan.steps:
         args = [slots[i] if i >= 0 else None for i in st.ins]
         try:
-            out = st.fn(*args, **st.attrs)
+            out = st.fn(*args, **st.kwargs)
         except EngineError as e:
             raise with_node(st.node, e) from None
         except Exception as e:
