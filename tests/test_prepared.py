@@ -213,3 +213,16 @@ def test_a_fed_weight_is_used_not_the_prepared_one():
     assert np.array_equal(s.run(None, {"x": x})[0], a)
     np.testing.assert_array_equal(s.run(None, {"x": x, "w": -w})[0], -a)
     np.testing.assert_array_equal(s.run(None, {"x": x})[0], a)
+
+
+def test_a_writeable_weight_is_never_replayed():
+    # the job reads W.T, a copy: a weight written in place would leave it stale
+    x, w, b, z, attrs = _operands("pointwise-last-residual", 13)
+    w, b = np.array(w), np.array(b)  # writeable
+    k = FUSED.prepare(_node(x, w), attrs)
+    first = k(x, w, b, z)
+    w *= -1
+    b += 1
+    second = k(x, w, b, z)
+    np.testing.assert_array_equal(second, _general(x, w, b, z, attrs))
+    assert not np.array_equal(first, second) and k.fast is None and k.replayable

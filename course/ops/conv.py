@@ -155,7 +155,10 @@ class PreparedConv:
     (batch 1: a 1x1 GEMM, a 3x3 depthwise kernel); a later call with the same weight and bias
     arrays and an X (and Z) of the same dtype, shape and strides then only allocates the output,
     puts the new addresses in a copy of the job's arguments and posts it: the same kernel with the
-    same arguments, so the same bits. Any other call takes the general path (and keeps its job)."""
+    same arguments, so the same bits. Any other call takes the general path, and its job is kept
+    in turn; a node whose job could not be replayed takes the general path from then on. Only
+    read-only weights (a session's snapshots) are replayed: the job reads copies made from them
+    (W.T, the taps' layout), which would go stale if the array were written in place."""
 
     def __init__(self, compute, attrs):
         self.general = functools.partial(compute, **attrs)
@@ -169,7 +172,8 @@ class PreparedConv:
                                             else z is not None and (z.shape, z.strides, z.dtype) == f.z_key)):
             return f.run(x, z)
         args = (x, w, b) if z is None else (x, w, b, z)  # Conv's compute has no Z
-        if not self.replayable or x.dtype != np.float32 or x.ndim != 4 or x.shape[0] != 1:
+        if (not self.replayable or x.dtype != np.float32 or x.ndim != 4 or x.shape[0] != 1
+                or w.flags.writeable or (b is not None and b.flags.writeable)):
             return self.general(*args)
         par = _parallel()
         with par.recording() as jobs:
