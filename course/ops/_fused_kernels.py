@@ -141,6 +141,26 @@ def _fill_plane(buf, plane, fill, sh, sw, pw):
             p += 1
 
 
+@njit(inline="always")
+def _tap_runs(buf, taps, size):
+    # The nine taps of a 3x3 window as contiguous runs of the phase buffer (see _depthwise3x3).
+    return (buf[taps[0, 0], taps[0, 1]:taps[0, 1] + size], buf[taps[1, 0], taps[1, 1]:taps[1, 1] + size],
+            buf[taps[2, 0], taps[2, 1]:taps[2, 1] + size], buf[taps[3, 0], taps[3, 1]:taps[3, 1] + size],
+            buf[taps[4, 0], taps[4, 1]:taps[4, 1] + size], buf[taps[5, 0], taps[5, 1]:taps[5, 1] + size],
+            buf[taps[6, 0], taps[6, 1]:taps[6, 1] + size], buf[taps[7, 0], taps[7, 1]:taps[7, 1] + size],
+            buf[taps[8, 0], taps[8, 1]:taps[8, 1] + size])
+
+
+@njit(inline="always")
+def _crop(grid, plane, pw):
+    # plane (OH, OW) = the first OW columns of each row of the (OH, PW) result grid.
+    oh, ow = plane.shape
+    for r in range(oh):
+        src, dst = grid[r * pw:r * pw + ow], plane[r]
+        for o in range(ow):
+            dst[o] = src[o]
+
+
 @njit(cache=True, nogil=True)
 def _depthwise3x3(x, fill, taps, w, b, has_bias, sh, sw, ph, pw, act, lo, hi, alpha, y, k0, k1):
     # Plane by plane: the zero-padded input plane is split by stride phase into a small buffer
@@ -165,15 +185,7 @@ def _depthwise3x3(x, fill, taps, w, b, has_bias, sh, sw, ph, pw, act, lo, hi, al
         w3, w4, w5 = w[ch, 0, 1, 0], w[ch, 0, 1, 1], w[ch, 0, 1, 2]
         w6, w7, w8 = w[ch, 0, 2, 0], w[ch, 0, 2, 1], w[ch, 0, 2, 2]
         bias = b[ch] if has_bias else w0  # unused without a bias
-        t0 = buf[taps[0, 0], taps[0, 1]:taps[0, 1] + size]
-        t1 = buf[taps[1, 0], taps[1, 1]:taps[1, 1] + size]
-        t2 = buf[taps[2, 0], taps[2, 1]:taps[2, 1] + size]
-        t3 = buf[taps[3, 0], taps[3, 1]:taps[3, 1] + size]
-        t4 = buf[taps[4, 0], taps[4, 1]:taps[4, 1] + size]
-        t5 = buf[taps[5, 0], taps[5, 1]:taps[5, 1] + size]
-        t6 = buf[taps[6, 0], taps[6, 1]:taps[6, 1] + size]
-        t7 = buf[taps[7, 0], taps[7, 1]:taps[7, 1] + size]
-        t8 = buf[taps[8, 0], taps[8, 1]:taps[8, 1] + size]
+        t0, t1, t2, t3, t4, t5, t6, t7, t8 = _tap_runs(buf, taps, size)
         for j in range(size):  # taps in row-major order, as numpy's Conv adds them
             v = t0[j] * w0
             v += t1[j] * w1
@@ -187,10 +199,7 @@ def _depthwise3x3(x, fill, taps, w, b, has_bias, sh, sw, ph, pw, act, lo, hi, al
             if has_bias:
                 v += bias
             grid[j] = _activate(v, act, lo, hi, alpha)
-        for r in range(oh):
-            src, dst = grid[r * pw:r * pw + ow], y[i, ch, r]
-            for o in range(ow):
-                dst[o] = src[o]
+        _crop(grid, y[i, ch], pw)
 
 
 @njit(inline="always")
@@ -213,15 +222,7 @@ def _max3x3(x, fill, taps, sh, sw, ph, pw, lowest, y, k0, k1):
     for k in range(k0, k1):
         i, ch = k // c, k % c
         _fill_plane(buf, x[i, ch], fill, sh, sw, pw)
-        t0 = buf[taps[0, 0], taps[0, 1]:taps[0, 1] + size]
-        t1 = buf[taps[1, 0], taps[1, 1]:taps[1, 1] + size]
-        t2 = buf[taps[2, 0], taps[2, 1]:taps[2, 1] + size]
-        t3 = buf[taps[3, 0], taps[3, 1]:taps[3, 1] + size]
-        t4 = buf[taps[4, 0], taps[4, 1]:taps[4, 1] + size]
-        t5 = buf[taps[5, 0], taps[5, 1]:taps[5, 1] + size]
-        t6 = buf[taps[6, 0], taps[6, 1]:taps[6, 1] + size]
-        t7 = buf[taps[7, 0], taps[7, 1]:taps[7, 1] + size]
-        t8 = buf[taps[8, 0], taps[8, 1]:taps[8, 1] + size]
+        t0, t1, t2, t3, t4, t5, t6, t7, t8 = _tap_runs(buf, taps, size)
         for j in range(size):
             v = _max(t0[j], t1[j])
             v = _max(v, t2[j])
@@ -231,10 +232,7 @@ def _max3x3(x, fill, taps, sh, sw, ph, pw, lowest, y, k0, k1):
             v = _max(v, t6[j])
             v = _max(v, t7[j])
             grid[j] = _max(v, t8[j])
-        for r in range(oh):
-            src, dst = grid[r * pw:r * pw + ow], y[i, ch, r]
-            for o in range(ow):
-                dst[o] = src[o]
+        _crop(grid, y[i, ch], pw)
 
 
 @njit(inline="always")
