@@ -7,7 +7,7 @@
 
 Method: one process, batch 1, the same seeded input for every runtime. Each runtime is timed as
 the median wall time of ``--repeat`` runs after ``--warmup`` untimed runs (the reference
-evaluator: ``--reference-repeat`` runs, no warm-up). onnxruntime runs on the CPU provider with
+evaluator: ``--reference-repeat`` runs, no warm-up), the runtimes taking turns in ROUNDS blocks. onnxruntime runs on the CPU provider with
 ``intra_op_num_threads`` = ``--threads``, once with ORT_ENABLE_ALL and once with ORT_DISABLE_ALL.
 Ratios are of medians measured in the same run, so they are comparable even on a noisy machine;
 absolute times are not. ``rel err`` is max|ours - ort| / max|ort| on the output (ORT_DISABLE_ALL).
@@ -45,10 +45,6 @@ def relative_error(actual, expected) -> float:
     return num / den if den > 0 else float("inf")
 
 
-def median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 0) -> float:
-    return statistics.median(_timed_runs(fn, max(1, repeat), warmup))
-
-
 def _timed_runs(fn: Callable[[], object], n: int, warmup: int) -> list[float]:
     for _ in range(warmup):
         fn()
@@ -67,22 +63,37 @@ ROUNDS = 5  # runtimes take turns this many times, so a slow spell of a shared m
 SETTLE_S = 0.25
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int, warmup: int) -> dict[str, float]:
-    """Median seconds of each callable over ``repeat`` runs taken in ROUNDS alternating blocks.
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeat, warmup) -> dict[str, float]:
+    """Median seconds of each callable over its ``repeat`` runs, taken in ROUNDS alternating blocks.
 
-    Timing one runtime after another lets drift on a noisy machine (other tenants, frequency
-    changes) land on one of them; alternating blocks spreads it over all. Each block starts with
-    pause and one untimed run so that a previous runtime's spinning worker threads have settled."""
+    ``repeat`` and ``warmup`` are one count for all, or a dict with one per callable (the reference
+    evaluator runs a few times, unwarmed). Timing one runtime after another lets drift on a noisy
+    machine (other tenants, frequency changes) land on one of them, and a ratio of two runtimes
+    measured minutes apart on a shared VM can move by a third; alternating blocks spreads a slow
+    spell over all. A callable with fewer runs than ROUNDS takes its turns in rounds spread evenly
+    from the first to the last. Each block starts with a pause and one untimed run so that a
+    previous runtime's spinning worker threads have settled (skipped for a callable with no
+    warm-up, whose every run is timed)."""
+    reps = repeat if isinstance(repeat, dict) else dict.fromkeys(fns, repeat)
+    warm = warmup if isinstance(warmup, dict) else dict.fromkeys(fns, warmup)
     times: dict[str, list[float]] = {k: [] for k in fns}
     for k, fn in fns.items():
-        _timed_runs(fn, 0, warmup)
-    per_round = [repeat // ROUNDS + (1 if r < repeat % ROUNDS else 0) for r in range(ROUNDS)]
-    for n in per_round:
+        _timed_runs(fn, 0, warm[k])
+    plan = {k: _per_round(max(1, reps[k])) for k in fns}
+    for r in range(ROUNDS):
         for k, fn in fns.items():
-            if n:
+            if plan[k][r]:
                 time.sleep(SETTLE_S)
-                times[k] += _timed_runs(fn, n, 1)
+                times[k] += _timed_runs(fn, plan[k][r], 1 if warm[k] else 0)
     return {k: statistics.median(v) for k, v in times.items() if v}
+
+
+def _per_round(n: int) -> list[int]:
+    """n runs over ROUNDS rounds: as even as can be, and a few runs spread out (3 -> 1,0,1,0,1)."""
+    if n >= ROUNDS:
+        return [n // ROUNDS + (1 if r < n % ROUNDS else 0) for r in range(ROUNDS)]
+    marks = {round(i * (ROUNDS - 1) / (n - 1)) for i in range(n)} if n > 1 else {0}
+    return [1 if r in marks else 0 for r in range(ROUNDS)]
 
 
 # ---- the machine -----------------------------------------------------------------------------
@@ -185,11 +196,13 @@ def bench_model(name: str, model, *, repeat: int = 20, warmup: int = 3, threads:
     row.rel_err = relative_error(ours.run(None, feed)[0], ort_none.run(None, feed)[0])
     runs = {key: (lambda s=sess: s.run(None, feed))
             for key, sess in (("ours", ours), ("ort_all", ort_all), ("ort_none", ort_none))}
-    for key, sec in interleaved_medians(runs, max(1, repeat), warmup).items():
-        row.ms[key] = 1e3 * sec
-    if reference:
+    repeats, warmups = dict.fromkeys(runs, max(1, repeat)), dict.fromkeys(runs, warmup)
+    if reference:  # takes its turns with the others: reference/ours is a ratio of the same spells
         ref = ReferenceEvaluator(model)
-        row.ms["reference"] = 1e3 * median_seconds(lambda: ref.run(None, feed), reference_repeat)
+        runs["reference"] = lambda: ref.run(None, feed)
+        repeats["reference"], warmups["reference"] = max(1, reference_repeat), 0
+    for key, sec in interleaved_medians(runs, repeats, warmups).items():
+        row.ms[key] = 1e3 * sec
     return row
 
 
@@ -309,7 +322,8 @@ def _run(args, names: list[str]) -> int:
     for k, v in machine_info().items():
         print(f"{k + ':':13}{v}")
     size = "32x32 tiny" if args.tiny else "224x224"
-    print(f"batch 1, {size}; median of {args.repeat} runs in {ROUNDS} alternating rounds after {args.warmup} warm-up; "
+    print(f"batch 1, {size}; median of {args.repeat} runs (reference: {args.reference_repeat}) in {ROUNDS} alternating "
+          f"rounds after {args.warmup} warm-up; "
           f"ORT intra_op_num_threads={args.threads}\n")
     rows, profiles = [], []
     for name in names:

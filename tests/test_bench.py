@@ -83,3 +83,41 @@ def test_profile_counts_every_node():
     assert sum(n for k, (n, _) in prof.items() if k.endswith("(grouped)")) == grouped == 17
     assert all(ms >= 0 for _, ms in prof.values())
     assert "FusedConv (grouped)" in bench.format_profile("m", prof)
+
+
+def test_runtimes_take_turns_reference_included(monkeypatch):
+    """Every runtime is timed in every round (the reference, with fewer runs, in rounds spread
+    over the whole span), so a slow spell of the machine lands on all of them."""
+    monkeypatch.setattr(bench, "SETTLE_S", 0.0)
+    calls = []
+    fns = {k: (lambda k=k: calls.append(k)) for k in ("ours", "ort", "reference")}
+    med = bench.interleaved_medians(fns, {"ours": 10, "ort": 10, "reference": 3},
+                                    {"ours": 1, "ort": 1, "reference": 0})
+    assert set(med) == set(fns)
+    assert calls.count("reference") == 3  # no untimed warm-up for the reference
+    assert calls.count("ours") == calls.count("ort") == 1 + 10 + bench.ROUNDS  # warm-up, timed, settle
+    timed = calls[2:]
+    rounds = [i for i, k in enumerate(timed) if k == "ours" and (i == 0 or timed[i - 1] != "ours")]
+    assert len(rounds) == bench.ROUNDS
+    in_round = [timed[a:b] for a, b in zip(rounds, rounds[1:] + [len(timed)])]
+    assert [r.count("reference") for r in in_round] == [1, 0, 1, 0, 1]
+    assert bench._per_round(2) == [1, 0, 0, 0, 1] and bench._per_round(1) == [1, 0, 0, 0, 0]
+    assert bench._per_round(7) == [2, 2, 1, 1, 1] and sum(bench._per_round(20)) == 20
+
+
+def test_a_slow_spell_lands_on_every_runtime(monkeypatch):
+    """Two equally fast runtimes, the machine three times slower for 8 of the 20 runs (the 9th
+    to the 16th): timed one after the other, the second is charged with most of the spell and
+    their ratio comes out 3; taking turns, both see it alike and the ratio stays 1."""
+    monkeypatch.setattr(bench, "SETTLE_S", 0.0)
+    clock = {"t": 0.0, "runs": 0}
+
+    def work():
+        clock["runs"] += 1
+        clock["t"] += 3.0 if 9 <= clock["runs"] <= 16 else 1.0
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock["t"])
+    one_after_other = [bench.statistics.median(bench._timed_runs(work, 10, 0)) for _ in "ab"]
+    assert one_after_other[1] / one_after_other[0] == 3.0
+    clock["runs"] = 0
+    med = bench.interleaved_medians({"a": work, "b": work}, 10, 0)
+    assert med["a"] == med["b"] == 1.0
