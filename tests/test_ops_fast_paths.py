@@ -44,9 +44,9 @@ def test_gemm_refuses_what_does_not_fit():
         _blas.gemm(a, b, frozen)
 
 
-TAP_CASES = [  # big enough for the shifted-GEMM path (C >= 16, >= 196 outputs per plane)
+TAP_CASES = [  # big enough for the shifted-GEMM path (C >= 16, >= 196 outputs per plane, stride 1)
     ((1, 16, 16, 15), (8, 16, 3, 3), {"pads": [1, 1, 1, 1]}),
-    ((2, 16, 30, 29), (5, 16, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2], "dilations": [1, 2]}),
+    ((2, 16, 30, 29), (5, 16, 3, 3), {"pads": [1, 0, 1, 2], "dilations": [1, 2]}),
     ((1, 24, 20, 20), (6, 24, 5, 3), {"auto_pad": "SAME_UPPER"}),
 ]
 
@@ -62,6 +62,29 @@ def test_conv_as_shifted_gemms_matches_onnxruntime(xs, ws, attrs, monkeypatch):
     check("Conv", [x, w, b], attrs, opset=11, rtol=1e-4, atol=1e-5)
     # one job per image, summing one GEMM per kernel tap
     assert calls == [ws[2] * ws[3]] * xs[0]
+
+
+IM2COL_CASES = [  # float32, group 1, >= 2 output pixels per output channel; strided, or < 16 channels
+    ((1, 3, 23, 21), (8, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # a stem, odd sizes
+    ((2, 16, 30, 29), (5, 16, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2], "dilations": [1, 2]}),
+    ((1, 4, 17, 19), (6, 4, 5, 1), {"strides": [3, 1], "pads": [2, 0, 1, 0]}),
+    ((1, 5, 12, 12), (4, 5, 4, 4), {"strides": [2, 2], "auto_pad": "SAME_LOWER"}),
+    ((1, 2, 6, 6), (3, 2, 3, 3), {"strides": [2, 2], "pads": [4, 4, 4, 4]}),  # whole rows of padding
+    ((1, 3, 16, 16), (4, 3, 3, 3), {"dilations": [3, 3], "pads": [3, 3, 3, 3]}),
+    ((1, 3, 9, 40), (4, 3, 2, 6), {"strides": [1, 3], "pads": [0, 5, 1, 0]}),  # pads wider than a stride
+]
+
+
+@pytest.mark.parametrize("xs,ws,attrs", IM2COL_CASES, ids=[str(i) for i in range(len(IM2COL_CASES))])
+def test_conv_as_blocked_im2col_gemm_matches_onnxruntime(xs, ws, attrs, monkeypatch):
+    from course.ops import _parallel
+
+    calls = []
+    real = _parallel.im2col_gemm
+    monkeypatch.setattr(_parallel, "im2col_gemm", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    x, w, b = random_tensor(xs, seed=11), random_tensor(ws, seed=12), random_tensor((ws[0],), seed=13)
+    check("Conv", [x, w, b], attrs, opset=11, rtol=1e-4, atol=1e-5)
+    assert calls == [xs[1:]] * xs[0]  # one job per image
 
 
 def test_conv_float64_shifted_gemms():

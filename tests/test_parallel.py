@@ -93,6 +93,69 @@ def test_gemm_sum_epilogue_in_the_bands(m, k, n):
     assert np.array_equal(no_z, np.maximum(plain + bias[:, None], 0))
 
 
+def _im2col_reference(x, w, kernel, strides, dilations, pads, out):
+    """float64 im2col of one image (C, H, W) by its definition, times W (M, C*KH*KW)."""
+    c, h, wd = x.shape
+    xp = np.zeros((c, h + pads[0] + out[0] * strides[0] + kernel[0] * dilations[0],
+                   wd + pads[1] + out[1] * strides[1] + kernel[1] * dilations[1]))
+    xp[:, pads[0]:pads[0] + h, pads[1]:pads[1] + wd] = x
+    col = np.stack([xp[ch, i * dilations[0]:i * dilations[0] + out[0] * strides[0]:strides[0],
+                       j * dilations[1]:j * dilations[1] + out[1] * strides[1]:strides[1]]
+                    for ch in range(c) for i in range(kernel[0]) for j in range(kernel[1])])
+    return w.astype(np.float64) @ col.reshape(len(col), -1)
+
+
+IM2COL_GEOMETRIES = [  # (C, H, W), M, kernel, strides, dilations, pads_begin, out
+    ((3, 23, 21), 8, (7, 7), (2, 2), (1, 1), (3, 3), (12, 11)),
+    ((5, 9, 40), 4, (2, 6), (1, 3), (1, 1), (0, 5), (9, 13)),
+    ((2, 6, 6), 3, (3, 3), (2, 2), (2, 1), (4, 4), (5, 6)),  # rows and columns of padding only
+    ((16, 14, 14), 8, (3, 3), (1, 1), (1, 1), (1, 1), (14, 14)),
+]
+
+
+@pytest.mark.parametrize("geometry", IM2COL_GEOMETRIES, ids=[str(i) for i in range(len(IM2COL_GEOMETRIES))])
+@pytest.mark.parametrize("block", [None, 16, 5, 1000])
+def test_im2col_gemm_matches_its_definition_in_any_blocks(geometry, block):
+    """Blocks that start and end inside an output row, one column wide rows of zeros, a block
+    wider than the image: W @ im2col(x) with the epilogue (bias, a strided residual, LeakyRelu)
+    on each block, the same bits pooled or alone."""
+    from course.ops import _fused_kernels as fk
+
+    (c, h, wd), m, kernel, strides, dilations, pads, out = geometry
+    rng = _rng(7)
+    x = rng.standard_normal((c, h, wd)).astype(np.float32)
+    w = rng.standard_normal((m, c * kernel[0] * kernel[1])).astype(np.float32)
+    bias = rng.standard_normal(m).astype(np.float32)
+    p = out[0] * out[1]
+    z = rng.standard_normal((m, p + 5)).astype(np.float32)[:, 2:p + 2]
+    act = fk.scalars(np.float32, "LeakyRelu", [0.1])
+
+    def job():
+        y = np.full((m, p), np.nan, np.float32)
+        return P.im2col_gemm(x, w, kernel, strides, dilations, pads, out, y, bias=bias, z=z, act=act, block=block)
+    alone = job()
+    ref = _im2col_reference(x, w, kernel, strides, dilations, pads, out) + bias[:, None] + z
+    np.testing.assert_allclose(alone, np.where(ref < 0, 0.1 * ref, ref), rtol=1e-4, atol=1e-4)
+    plain = P.im2col_gemm(x, w, kernel, strides, dilations, pads, out, np.empty((m, p), np.float32), block=block)
+    np.testing.assert_allclose(plain, _im2col_reference(x, w, kernel, strides, dilations, pads, out),
+                               rtol=1e-4, atol=1e-4)
+    if P._POOL.enabled() and block is not None and block < p:  # a block per chunk: more than one
+        assert np.array_equal(_wait_for_helper(job), alone)
+
+
+def test_im2col_gemm_refuses_what_does_not_fit():
+    x, w = np.ones((3, 8, 8), np.float32), np.ones((4, 27), np.float32)
+    geometry = ((3, 3), (1, 1), (1, 1), (1, 1), (8, 8))
+    P.im2col_gemm(x, w, *geometry, np.empty((4, 64), np.float32))
+    for bad in (np.empty((4, 63), np.float32), np.empty((5, 64), np.float32), np.empty((64, 4), np.float32).T):
+        with pytest.raises(ValueError):
+            P.im2col_gemm(x, w, *geometry, bad)
+    with pytest.raises(ValueError):
+        P.im2col_gemm(x, np.ones((4, 26), np.float32), *geometry, np.empty((4, 64), np.float32))
+    with pytest.raises(ValueError):
+        P.im2col_gemm(np.ones((3, 8, 16), np.float32)[:, :, ::2], w, *geometry, np.empty((4, 64), np.float32))
+
+
 def test_split_cuts_aligned_bands_or_none():
     assert P._split(10) == (10, 1)
     assert P._split(31) == (31, 1)
@@ -145,7 +208,7 @@ def test_the_helper_loop_is_compiled_before_the_helper_starts():
     # meanwhile aborted inside LLVM at exit. A fresh process, so the pool has no thread yet.
     code = ("import numpy as np; from course.ops import _parallel as P\n"
             "with P.running() as on:\n"
-            "    assert not on or P._helper_loop.signatures, 'the helper compiles its own loop'\n"
+            "    assert not on or P._helper_stay.signatures, 'the helper compiles its own loop'\n"
             "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

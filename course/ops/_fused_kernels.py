@@ -94,6 +94,50 @@ def _deinterleave(even, odd, src, n_even, n_odd):
         odd[q] = src[np.uintp(2 * q + 1)]
 
 
+@njit(inline="always")
+def im2col_block(x, c_, h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow_, b0, b1, col):
+    # The im2col matrix of one image x (C*H*W, flat), columns b0..b1 only (output pixels in
+    # row-major (OH, OW) order), into col (C*KH*KW rows of b1 - b0, flat): row (c, i, j) holds
+    # x[c, oh*sh - pt + i*dh, ow*sw - pl + j*dw] for each of those pixels, 0 outside x. Each
+    # output row's stretch of a tap is a strided run of one input row between two zero runs; the
+    # run's bounds depend on the output row and j only, so they are worked out once for all c, i.
+    nb = b1 - b0
+    p = b0
+    while p < b1:
+        oh = p // ow_
+        o0 = p - oh * ow_
+        o1 = min(ow_, o0 + b1 - p)
+        d0 = p - b0
+        for j in range(kw):
+            off = j * dw - pl  # iw = ow * sw + off, inside x for lo <= ow < hi
+            lo = min(o1, max(o0, -(off // sw) if off < 0 else 0))
+            hi = max(lo, min(o1, (w - 1 - off) // sw + 1))
+            for c in range(c_):
+                for i in range(kh):
+                    d = ((c * kh + i) * kw + j) * nb + d0
+                    ih = oh * sh - pt + i * dh
+                    if ih < 0 or ih >= h:
+                        for q in range(o1 - o0):
+                            col[np.uintp(d + q)] = 0.0
+                        continue
+                    for q in range(lo - o0):
+                        col[np.uintp(d + q)] = 0.0
+                    src = (c * h + ih) * w + lo * sw + off
+                    dst = d + lo - o0
+                    if sw == 1:
+                        for q in range(hi - lo):
+                            col[np.uintp(dst + q)] = x[np.uintp(src + q)]
+                    elif sw == 2:
+                        for q in range(hi - lo):
+                            col[np.uintp(dst + q)] = x[np.uintp(src + 2 * q)]
+                    else:
+                        for q in range(hi - lo):
+                            col[np.uintp(dst + q)] = x[np.uintp(src + sw * q)]
+                    for q in range(hi - o0, o1 - o0):
+                        col[np.uintp(d + q)] = 0.0
+        p += o1 - o0
+
+
 @njit(cache=True, nogil=True)
 def _epilogue(y, b, has_bias, z, has_z, act, lo, hi, alpha, r0, r1):
     # y: (N*M, P) contiguous, rows r0..r1 updated in place: y = act(y + b[row % M] + z).

@@ -19,10 +19,13 @@ So while ``running()`` is on (``InferenceSession.run`` wraps each run in it):
 Jobs: a sum of GEMMs into one output (a 1x1 convolution, an im2col one, one accumulating GEMM
 per kernel tap, see conv._tap_gemms, or a big Gemm node), split by output rows or columns, with
 the FusedConv epilogue (bias, residual, activation) applied to each band right after it is made;
+a convolution as blocks of its im2col matrix, each built in cache and multiplied at once;
 the 3x3 depthwise kernel split by planes, or its channels-last twin split by output rows; the
 epilogue alone split by rows (where a convolution did not take it in its bands). The chunks are
 the same whether or not the pool is running and whichever thread runs them, so results never
-depend on the timing.
+depend on the timing. Between runs the helper waits in compiled code for a while (yields, then
+naps) before it goes to sleep on an Event: woken from the Event it needs the GIL, which it got
+only 0.2-18 ms (median 2.7) into a run.
 
 Only float32 goes through here (float64 keeps the single-call route), and only where CPython
 can hand over raw pointers safely: every array a job touches is kept alive by the caller until
@@ -126,6 +129,19 @@ _f32_ptr, _i64_ptr = fk.f32_ptr, fk.i64_ptr  # int64 address -> pointer, for num
 
 
 @intrinsic
+def _call_sleep(typingctx, fn, usec):
+    """Call ``int fn(unsigned usec)`` at address fn (usleep) when fn != 0."""
+    sig = types.void(types.int64, types.int64)
+
+    def codegen(context, builder, sig, args):
+        with builder.if_then(builder.icmp_unsigned("!=", args[0], args[0].type(0))):
+            fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32)])
+            builder.call(builder.inttoptr(args[0], fnty.as_pointer()), [builder.trunc(args[1], ir.IntType(32))])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
 def _call_yield(typingctx, fn):
     """Call ``int fn(void)`` at address fn (sched_yield) when fn != 0."""
     sig = types.void(types.int64)
@@ -166,10 +182,13 @@ _sgemm32 = _sgemm_caller(32)
 
 # ---- jobs ---------------------------------------------------------------------------------------
 # _STATE slots, a cache line (8 int64) apart so the two threads' hot words do not share one.
-RUN, TICKET, DONE, YIELD, HELPED = 0, 8, 16, 24, 32  # HELPED: chunks the helper ran
+RUN, TICKET, DONE, YIELD, HELPED, SLEEP = 0, 8, 16, 24, 32, 33  # HELPED: chunks the helper ran
+# Between runs the helper stays in compiled code for a while (IDLE_*: yields, then naps growing
+# to IDLE_NAP_MAX_US, IDLE_NAPS_US in all) before it goes back to sleeping on an Event.
+IDLE_YIELDS, IDLE_NAP_MAX_US, IDLE_NAPS_US = 20000, 500, 500_000
 # TICKET = seq << 32 | chunks << 16 | next chunk: one word, so a claim can never mix two jobs.
 MAX_CHUNKS = 1 << 15
-GEMM, DEPTHWISE, EPILOGUE, DEPTHWISE_NHWC, MAX_POOL = 1, 2, 3, 4, 5
+GEMM, DEPTHWISE, EPILOGUE, DEPTHWISE_NHWC, MAX_POOL, IM2COL_GEMM = 1, 2, 3, 4, 5, 6
 F32 = 4  # bytes per element
 
 
@@ -230,6 +249,33 @@ def _run_chunk(args, fargs, i):
                                 carray(_f32_ptr(bias_at), (0 if has_bias == 0 else m if has_bias == 1 else n,)),
                                 has_bias,
                                 carray(_f32_ptr(z_at), ((m - 1) * ldz + n if has_z else 0,)), ldz, has_z != 0,
+                                act, np.float32(fargs[1]), np.float32(fargs[2]), np.float32(fargs[3]))
+    elif kind == IM2COL_GEMM:
+        # Y (m, p) = W (m, k) @ im2col(X), X one (C, H, W) image: chunk i is a band of columns
+        # (output pixels), made ``block`` columns at a time: that block of the im2col matrix is
+        # built in a buffer of the chunk's own, multiplied while it is still in cache, and the
+        # epilogue follows on the block of Y. The im2col matrix never exists as a whole.
+        fn, ilp64, m, k, p, wa = args[1], args[2], args[3], args[4], args[5], args[6]
+        xa, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow = (args[7], args[8], args[9], args[10], args[11],
+                                                           args[12], args[13], args[14], args[15], args[16],
+                                                           args[17], args[18], args[19])
+        ya, bias_at, has_bias, z_at, ldz, has_z, act, step, block = (args[20], args[21], args[22], args[23],
+                                                                     args[24], args[25], args[26], args[27],
+                                                                     args[28])
+        x = carray(_f32_ptr(xa), (c * h * w,))
+        q0, q1 = _span(i, step, p)
+        col = np.empty(k * min(block, q1 - q0), dtype=np.float32)
+        for b0 in range(q0, q1, block):
+            b1 = min(q1, b0 + block)
+            fk.im2col_block(x, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow, b0, b1, col)
+            if ilp64:
+                _sgemm64(fn, 0, 0, m, b1 - b0, k, wa, k, col.ctypes.data, b1 - b0, np.float32(0.0), ya + b0 * F32, p)
+            else:
+                _sgemm32(fn, 0, 0, m, b1 - b0, k, wa, k, col.ctypes.data, b1 - b0, np.float32(0.0), ya + b0 * F32, p)
+            if act >= 0:
+                _epilogue_block(carray(_f32_ptr(ya), (m * p,)), p, 0, m, b0, b1,
+                                carray(_f32_ptr(bias_at), (m if has_bias else 0,)), 1 if has_bias else 0,
+                                carray(_f32_ptr(z_at), ((m - 1) * ldz + p if has_z else 0,)), ldz, has_z != 0,
                                 act, np.float32(fargs[1]), np.float32(fargs[2]), np.float32(fargs[3]))
     elif kind == DEPTHWISE:
         n, c, h, w, oh, ow = args[1], args[2], args[3], args[4], args[5], args[6]
@@ -301,6 +347,31 @@ def _run_alone(args, fargs, chunks):
 
 
 @njit(cache=True, nogil=True)
+def _helper_stay(state, args, fargs, naps_us):
+    """The helper's life from one wake-up on: run jobs while a run is on (``_helper_loop``), and
+    between runs wait for the next one here, yielding then napping (IDLE_*), in compiled code. A
+    helper that sleeps on a Python Event needs the GIL to wake, and gets it only when the run's
+    thread lets go for long enough: measured 0.2-18 ms (median 2.7) into a run, which so went
+    single-threaded for its first layers. Returns once idle for ``naps_us`` of naps (at once
+    for a negative one: how it is compiled before the helper starts)."""
+    while True:
+        _helper_loop(state, args, fargs)
+        if naps_us < 0:
+            return
+        idle, nap, slept = 0, 1, 0
+        while _load(state, RUN) == 0:
+            if idle < IDLE_YIELDS:
+                idle += 1
+                _call_yield(state[YIELD])
+            elif slept >= naps_us:
+                return
+            else:
+                _call_sleep(state[SLEEP], nap)
+                slept += nap
+                nap = min(2 * nap, IDLE_NAP_MAX_US)
+
+
+@njit(cache=True, nogil=True)
 def _helper_loop(state, args, fargs):
     """The helper's life while a run is on: watch the ticket, take chunks of each new job."""
     seen = _load(state, TICKET) >> 32
@@ -323,6 +394,13 @@ def _libc_yield() -> int:
         return 0
 
 
+def _libc_sleep() -> int:
+    try:
+        return ctypes.cast(ctypes.CDLL(None).usleep, ctypes.c_void_p).value or 0
+    except (OSError, AttributeError, TypeError):  # pragma: no cover - no libc by that name
+        return 0
+
+
 def _cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -337,6 +415,7 @@ class _Pool:
     def _reset(self):
         self.state = np.zeros(40, dtype=np.int64)
         self.state[YIELD] = _libc_yield()
+        self.state[SLEEP] = _libc_sleep()
         self.args = np.zeros(32, dtype=np.int64)
         self.fargs = np.zeros(4, dtype=np.float64)
         self.seq = 0
@@ -360,10 +439,10 @@ class _Pool:
             self.owner = threading.get_ident()
             self.blas_before = _blas.set_threads(1)
             if self.thread is None:
-                # Compile (or load) the helper's loop here, where it returns at once (RUN is 0):
+                # Compile (or load) the helper's loops here, where they return at once (RUN is 0):
                 # compiled in the helper, it would leave this thread to run alone meanwhile, and
                 # a script ending during that compilation aborts inside LLVM at exit.
-                _helper_loop(self.state, self.args, self.fargs)
+                _helper_stay(self.state, self.args, self.fargs, -1)
             self.state[RUN] = 1
             if self.thread is None:
                 self.thread = threading.Thread(target=self._helper, name="course-helper", daemon=True)
@@ -382,7 +461,7 @@ class _Pool:
         while True:
             self.wake.wait()
             self.wake.clear()
-            _helper_loop(self.state, self.args, self.fargs)
+            _helper_stay(self.state, self.args, self.fargs, IDLE_NAPS_US)
 
     def run(self, values, floats, chunks: int) -> None:
         """Run a job: ``values`` the int64 arguments (kind first), ``floats`` up to four scalars."""
@@ -408,6 +487,7 @@ def running():
 GEMM_A, GEMM_C, GEMM_TABLE, GEMM_Z, GEMM_HAS_Z = 6, 9, 12, 18, 20  # B_t: Job.table[t, 0]
 DEPTHWISE_X, DEPTHWISE_Y = 15, 20
 DEPTHWISE_NHWC_X, DEPTHWISE_NHWC_Y = 14, 18
+IM2COL_X, IM2COL_Y, IM2COL_Z, IM2COL_HAS_Z = 7, 20, 23, 25
 
 
 class Job:
@@ -519,6 +599,35 @@ def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=N
          bias_mode, _address(z if z is not None else c), _ld_or_broadcast(z), z is not None, code,
          block, trans_b, trans_a), (beta, lo, hi, alpha), chunks, (a, *taps, c, bias, z, table), table).post()
     return c
+
+
+IM2COL_BLOCK = None
+
+
+def im2col_gemm(x: np.ndarray, w: np.ndarray, kernel, strides, dilations, pads_begin, out, y: np.ndarray,
+                bias=None, z=None, act=None, block=None) -> np.ndarray:
+    """``y = W @ im2col(x)`` for one image, float32: x (C, H, W) and w (M, C*KH*KW) contiguous, y
+    (M, OH*OW) contiguous; with ``act`` (fk.scalars) the FusedConv epilogue ``y = act(y + bias +
+    z)`` (bias (M,) contiguous, z an (M, OH*OW) row-major window or None) on each block. The
+    output pixels are cut into two bands, one per thread, each made a block of columns at a time
+    from an im2col block that stays in cache (see the job)."""
+    fn, ilp64 = _blas.sgemm_address()
+    c, h, wd = x.shape
+    m, k = w.shape
+    p = y.shape[1]
+    if (k != c * kernel[0] * kernel[1] or y.shape[0] != m or p != out[0] * out[1] or not x.flags.c_contiguous
+            or not w.flags.c_contiguous or not y.flags.c_contiguous or (z is not None and z.shape != y.shape)):
+        raise ValueError(f"im2col_gemm: {w.shape} @ im2col{x.shape} -> {y.shape} does not fit")
+    code, lo, hi, alpha = act if act is not None else (-1, 0.0, 0.0, 0.0)
+    if block is None:
+        block = IM2COL_BLOCK or max(ALIGN, BLOCK_BYTES // (F32 * (m + k)) // ALIGN * ALIGN)
+    step, chunks = block, -(-p // block)  # a block per chunk: a helper that starts late still takes its share
+    Job((IM2COL_GEMM, fn, ilp64, m, k, p, _address(w), _address(x), c, h, wd, kernel[0], kernel[1], strides[0],
+         strides[1], dilations[0], dilations[1], pads_begin[0], pads_begin[1], out[1], _address(y),
+         _address(bias if bias is not None else y), bias is not None, _address(z if z is not None else y),
+         _ld_or_broadcast(z), z is not None, code, step, block), (0.0, lo, hi, alpha), chunks,
+        (x, w, y, bias, z)).post()
+    return y
 
 
 def _window_ld(v: np.ndarray, what: str) -> tuple[bool, int]:

@@ -5,8 +5,11 @@ accumulates one whole-tensor multiply-add per kernel tap instead of a tiny GEMM 
 a 3x3 float one runs the compiled kernel of _fused_kernels.py, which does the same sums in the
 same order); a 2-D convolution over planes >= 14x14 with >= 16 input channels is one
 accumulating BLAS GEMM per kernel tap over shifted windows of the padded input, with no im2col
-buffer (_tap_gemms). float32 GEMMs go through course/ops/_parallel.py, which shares them with
-its helper thread during a session run.
+buffer (_tap_gemms); a float32 one that is strided, or has few input channels (a stem), and has
+at least twice as many output pixels as channels is one job that makes its im2col matrix a
+cache-sized block of output pixels at a time and multiplies each block at once, on both threads
+(_im2col_gemms). float32 GEMMs go through course/ops/_parallel.py, which shares them with its
+helper thread during a session run.
 """
 from __future__ import annotations
 
@@ -42,6 +45,9 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
     if w.ndim != x.ndim or c != w.shape[1] * group or m % group:
         raise ShapeError(f"X {x.shape} and W {w.shape} do not fit group={group}")
     k, s, d, out, pb, pe = _setup(x.shape[2:], w.shape[2:], _key(strides), _key(pads), _key(dilations), auto_pad)
+    if (nsp == 2 and group == 1 and (any(v > 1 for v in k + s) or any(pb + pe)) and _pooled(x, w)
+            and _use_im2col_gemm(x, w, s, out)):
+        return _im2col_gemms(x, w, k, s, d, pb, out, post)
     if group == 1 and all(v == 1 for v in k):  # 1x1: a plain matmul, no im2col at all
         xs = win.tap_view(win.pad_input(x, pb, pe), (0,) * nsp, out, s, d)
         xs = xs.reshape(n, c, int(np.prod(out)))
@@ -152,7 +158,7 @@ class PreparedConv:
     gemm_sum's operand checks) costs 20-35 us of Python per call: as much as a 14x14 layer's
     arithmetic. So the first call takes the general path and keeps the job it posted
     (_parallel.Job) when that one job does the whole convolution straight from X into the output
-    (batch 1: a 1x1 GEMM, a 3x3 depthwise kernel); a later call with the same weight and bias
+    (batch 1: a 1x1 GEMM, a blocked im2col GEMM, a 3x3 depthwise kernel); a later call with the same weight and bias
     arrays and an X (and Z) of the same dtype, shape and strides then only allocates the output,
     puts the new addresses in a copy of the job's arguments and posts it: the same kernel with the
     same arguments, so the same bits. Any other call takes the general path, and its job is kept
@@ -212,6 +218,10 @@ class _Replay:
                 return None
             y_slot, z_slot = par.GEMM_C, par.GEMM_Z
             if (z is None) != (v[par.GEMM_HAS_Z] == 0) or (z is not None and v[z_slot] != az):
+                return None
+        elif kind == par.IM2COL_GEMM:
+            x_slot, y_slot, z_slot = par.IM2COL_X, par.IM2COL_Y, par.IM2COL_Z
+            if v[x_slot] != ax or (z is None) != (v[par.IM2COL_HAS_Z] == 0) or (z is not None and v[z_slot] != az):
                 return None
         elif kind in (par.DEPTHWISE, par.DEPTHWISE_NHWC) and z is None:
             x_slot, y_slot, z_slot = ((par.DEPTHWISE_X, par.DEPTHWISE_Y) if kind == par.DEPTHWISE
@@ -339,6 +349,39 @@ def _use_tap_gemms(x, w, out) -> bool:
     on ResNet's 3x3 convolutions: 56x56 and 28x28 planes gain, 7x7 loses to the single GEMM)."""
     return (x.dtype in (np.float32, np.float64) and w.dtype == x.dtype and x.shape[1] >= 16
             and out[0] * out[1] >= 196 and _blas.available())
+
+
+def _use_im2col_gemm(x, w, s, out) -> bool:
+    """The blocked im2col route (_parallel.im2col_gemm) splits the output pixels between the
+    threads, so it needs at least twice as many pixels as output channels. Measured against the
+    other routes (docs/benchmarks.md): it wins on strided convolutions (the shifted GEMMs then
+    read stride phases copied out first) and on few input channels (a stem's K = 27 or 147 im2col
+    made in one numpy pass, then read back); on a stride-1 convolution with >= 16 channels the
+    shifted GEMMs are as quick, and stay."""
+    return (out[0] * out[1] >= 2 * w.shape[0]
+            and (any(v > 1 for v in s) or not _use_tap_gemms(x, w, out)))
+
+
+def _im2col_gemms(x, w, k, s, d, pb, out, post):
+    """A float32 2-D convolution (group 1) as W (M, C*KH*KW) @ im2col(x) per image, the im2col
+    matrix made a cached block at a time inside the job (_parallel.im2col_gemm), ``post`` fused."""
+    n, m = x.shape[0], w.shape[0]
+    p = out[0] * out[1]
+    y = np.empty((n, m, p), dtype=x.dtype)
+    bias = z = act = None
+    if post is not None:
+        from course.ops import _fused_kernels as fk
+
+        b, z, activation, params = post
+        act = fk.scalars(y.dtype, activation, params)
+        bias = None if b is None else np.ascontiguousarray(b, dtype=y.dtype).reshape(m)
+        z = None if z is None else np.ascontiguousarray(z, dtype=y.dtype).reshape(n, m, p)
+    wm = _derived(w, "rows", lambda w: np.ascontiguousarray(w.reshape(w.shape[0], -1)))
+    par = _parallel()
+    for i in range(n):
+        par.im2col_gemm(np.ascontiguousarray(x[i]), wm, k, s, d, pb, out, y[i], bias=bias,
+                        z=None if z is None else z[i], act=act)
+    return y.reshape((n, m) + tuple(out))
 
 
 def _tap_gemms(taps, w, n, m, out, width, post=None):
