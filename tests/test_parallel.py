@@ -215,6 +215,23 @@ def test_the_helper_loop_is_compiled_before_the_helper_starts():
 
 
 @two_cpus
+def test_the_helper_waits_in_compiled_code_between_runs_then_sleeps():
+    # Woken from its Event, the helper needs the GIL, which it got 0.2-18 ms into a run; so after
+    # a run it stays in compiled code (yields, then naps) and only then goes back to the Event.
+    with P.running():
+        pass
+    time.sleep(0.05)
+    assert P._POOL.state[P.STAYING] == 1, "the helper went back to its Event at once"
+    deadline = time.monotonic() + 10
+    while P._POOL.state[P.STAYING] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert P._POOL.state[P.STAYING] == 0, "the helper never stops waiting in compiled code"
+    x = _rng(5).standard_normal((64, 512)).astype(np.float32)
+    y = _wait_for_helper(lambda: P.gemm_sum(x[None], [x.T.copy()], np.empty((64, 64), np.float32)))
+    np.testing.assert_allclose(y, x @ x.T, rtol=1e-4, atol=1e-3)  # and a run wakes it again
+
+
+@two_cpus
 def test_session_pooled_equals_single_thread(monkeypatch):
     model = build_model("mobilenetv2", image_size=64, num_classes=10, width=0.5)
     x = _rng(2).standard_normal((1, 3, 64, 64)).astype(np.float32)

@@ -182,7 +182,7 @@ _sgemm32 = _sgemm_caller(32)
 
 # ---- jobs ---------------------------------------------------------------------------------------
 # _STATE slots, a cache line (8 int64) apart so the two threads' hot words do not share one.
-RUN, TICKET, DONE, YIELD, HELPED, SLEEP = 0, 8, 16, 24, 32, 33  # HELPED: chunks the helper ran
+RUN, TICKET, DONE, YIELD, HELPED, SLEEP, STAYING = 0, 8, 16, 24, 32, 33, 34  # HELPED: chunks the helper ran
 # Between runs the helper stays in compiled code for a while (IDLE_*: yields, then naps growing
 # to IDLE_NAP_MAX_US, IDLE_NAPS_US in all) before it goes back to sleeping on an Event.
 IDLE_YIELDS, IDLE_NAP_MAX_US, IDLE_NAPS_US = 20000, 500, 500_000
@@ -354,16 +354,19 @@ def _helper_stay(state, args, fargs, naps_us):
     thread lets go for long enough: measured 0.2-18 ms (median 2.7) into a run, which so went
     single-threaded for its first layers. Returns once idle for ``naps_us`` of naps (at once
     for a negative one: how it is compiled before the helper starts)."""
+    if naps_us < 0:
+        _helper_loop(state, args, fargs)
+        return
+    _store(state, STAYING, 1)
     while True:
         _helper_loop(state, args, fargs)
-        if naps_us < 0:
-            return
         idle, nap, slept = 0, 1, 0
         while _load(state, RUN) == 0:
             if idle < IDLE_YIELDS:
                 idle += 1
                 _call_yield(state[YIELD])
             elif slept >= naps_us:
+                _store(state, STAYING, 0)
                 return
             else:
                 _call_sleep(state[SLEEP], nap)
@@ -601,9 +604,6 @@ def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=N
     return c
 
 
-IM2COL_BLOCK = None
-
-
 def im2col_gemm(x: np.ndarray, w: np.ndarray, kernel, strides, dilations, pads_begin, out, y: np.ndarray,
                 bias=None, z=None, act=None, block=None) -> np.ndarray:
     """``y = W @ im2col(x)`` for one image, float32: x (C, H, W) and w (M, C*KH*KW) contiguous, y
@@ -620,7 +620,7 @@ def im2col_gemm(x: np.ndarray, w: np.ndarray, kernel, strides, dilations, pads_b
         raise ValueError(f"im2col_gemm: {w.shape} @ im2col{x.shape} -> {y.shape} does not fit")
     code, lo, hi, alpha = act if act is not None else (-1, 0.0, 0.0, 0.0)
     if block is None:
-        block = IM2COL_BLOCK or max(ALIGN, BLOCK_BYTES // (F32 * (m + k)) // ALIGN * ALIGN)
+        block = max(ALIGN, BLOCK_BYTES // (F32 * (m + k)) // ALIGN * ALIGN)
     step, chunks = block, -(-p // block)  # a block per chunk: a helper that starts late still takes its share
     Job((IM2COL_GEMM, fn, ilp64, m, k, p, _address(w), _address(x), c, h, wd, kernel[0], kernel[1], strides[0],
          strides[1], dilations[0], dilations[1], pads_begin[0], pads_begin[1], out[1], _address(y),
