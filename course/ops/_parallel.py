@@ -29,7 +29,7 @@ only 0.2-18 ms (median 2.7) into a run.
 
 Only float32 goes through here (float64 keeps the single-call route), and only where CPython
 can hand over raw pointers safely: every array a job touches is kept alive by the caller until
-the job is done. The helper sleeps between runs; ``COURSE_NUM_THREADS=1`` turns the pool off.
+the job is done. The helper sleeps when no run came for ~0.5 s; ``COURSE_NUM_THREADS=1`` turns the pool off.
 """
 from __future__ import annotations
 
