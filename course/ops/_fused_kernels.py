@@ -67,17 +67,25 @@ def _activate(v, act, lo, hi, alpha):
 
 @njit(inline="always")
 def _gather_row(dst, src, cols, step):
-    # dst[q] = src[q * step]; the common steps get loops of their own (a constant step lets
-    # the copy vectorize). Unsigned indices spare numba's negative-index wraparound check.
+    # dst[q] = src[q * step]
+    _gather_at(dst, 0, src, 0, cols, step)
+
+
+@njit(inline="always")
+def _gather_at(dst, d, src, s, cols, step):
+    # dst[d + q] = src[s + q * step]; the common steps get loops of their own (a constant step
+    # lets the copy vectorize). Unsigned indices spare numba's negative-index wraparound check;
+    # offsets into whole arrays instead of slices spare building a slice per run (~20 % on
+    # im2col's runs of 28-56 elements).
     if step == 1:
         for q in range(cols):
-            dst[q] = src[np.uintp(q)]
+            dst[np.uintp(d + q)] = src[np.uintp(s + q)]
     elif step == 2:
         for q in range(cols):
-            dst[q] = src[np.uintp(2 * q)]
+            dst[np.uintp(d + q)] = src[np.uintp(s + 2 * q)]
     else:
         for q in range(cols):
-            dst[q] = src[np.uintp(q * step)]
+            dst[np.uintp(d + q)] = src[np.uintp(s + q * step)]
 
 
 @njit(inline="always")
@@ -122,17 +130,7 @@ def im2col_block(x, c_, h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow_, b0, b1, col):
                         continue
                     for q in range(lo - o0):
                         col[np.uintp(d + q)] = 0.0
-                    src = (c * h + ih) * w + lo * sw + off
-                    dst = d + lo - o0
-                    if sw == 1:
-                        for q in range(hi - lo):
-                            col[np.uintp(dst + q)] = x[np.uintp(src + q)]
-                    elif sw == 2:
-                        for q in range(hi - lo):
-                            col[np.uintp(dst + q)] = x[np.uintp(src + 2 * q)]
-                    else:
-                        for q in range(hi - lo):
-                            col[np.uintp(dst + q)] = x[np.uintp(src + sw * q)]
+                    _gather_at(col, d + lo - o0, x, (c * h + ih) * w + lo * sw + off, hi - lo, sw)
                     for q in range(hi - o0, o1 - o0):
                         col[np.uintp(d + q)] = 0.0
         p += o1 - o0

@@ -113,17 +113,26 @@ def _pooled_gemms(wt, taps, y, post):
     """y[i] = sum_t wt[t] @ taps[t][i] per image through _parallel.gemm_sum, ``post`` fused in.
     wt (T, M, K), taps[t] (N, K, P) with row-major images, y (N, M, P) contiguous."""
     par = _parallel()
-    n, m, p = y.shape
-    bias = z = act = None
-    if post is not None:
-        from course.ops import _fused_kernels as fk
-
-        b, z, activation, params = post
-        act = fk.scalars(y.dtype, activation, params)
-        bias = None if b is None else np.ascontiguousarray(b, dtype=y.dtype).reshape(m)
-        z = None if z is None else np.ascontiguousarray(z, dtype=y.dtype).reshape(n, m, p)
+    n = y.shape[0]
+    bias, z, act = _epilogue_operands(post, y.shape, y.dtype)
     for i in range(n):
         par.gemm_sum(wt, [view[i] for view in taps], y[i], bias=bias, z=None if z is None else z[i], act=act)
+
+
+def _epilogue_operands(post, shape, dtype, channels_last=False):
+    """(bias, z, act) for gemm_sum / im2col_gemm from ``post`` (see conv_core), for an output of
+    ``shape`` (N, M, P), or (N, P, M) with ``channels_last`` (z then read channels last: a view
+    if it is laid out that way, else a copy); all None without a post."""
+    if post is None:
+        return None, None, None
+    from course.ops import _fused_kernels as fk
+
+    b, z, activation, params = post
+    m = shape[2] if channels_last else shape[1]
+    bias = None if b is None else np.ascontiguousarray(b, dtype=dtype).reshape(m)
+    if z is not None:
+        z = np.ascontiguousarray(np.moveaxis(z, 1, -1) if channels_last else z, dtype=dtype).reshape(shape)
+    return bias, z, fk.scalars(dtype, activation, params)
 
 
 def _channels_last_gemms(xs, w, out, post):
@@ -134,15 +143,7 @@ def _channels_last_gemms(xs, w, out, post):
     m = w.shape[0]
     y = np.empty((n,) + tuple(out) + (m,), dtype=xs.dtype)
     yt = y.reshape(n, p, m)
-    bias = z = act = None
-    if post is not None:
-        from course.ops import _fused_kernels as fk
-
-        b, z, activation, params = post
-        act = fk.scalars(yt.dtype, activation, params)
-        bias = None if b is None else np.ascontiguousarray(b, dtype=yt.dtype).reshape(m)
-        if z is not None:
-            z = np.ascontiguousarray(np.moveaxis(z, 1, -1), dtype=yt.dtype).reshape(n, p, m)  # a view if channels last
+    bias, z, act = _epilogue_operands(post, yt.shape, yt.dtype, channels_last=True)
     wt = _channel_major(w)
     for i in range(n):
         _parallel().gemm_sum(xs[i].T[None], [wt], yt[i], bias=bias, z=None if z is None else z[i], act=act,
@@ -368,14 +369,7 @@ def _im2col_gemms(x, w, k, s, d, pb, out, post):
     n, m = x.shape[0], w.shape[0]
     p = out[0] * out[1]
     y = np.empty((n, m, p), dtype=x.dtype)
-    bias = z = act = None
-    if post is not None:
-        from course.ops import _fused_kernels as fk
-
-        b, z, activation, params = post
-        act = fk.scalars(y.dtype, activation, params)
-        bias = None if b is None else np.ascontiguousarray(b, dtype=y.dtype).reshape(m)
-        z = None if z is None else np.ascontiguousarray(z, dtype=y.dtype).reshape(n, m, p)
+    bias, z, act = _epilogue_operands(post, y.shape, y.dtype)
     wm = _derived(w, "rows", lambda w: np.ascontiguousarray(w.reshape(w.shape[0], -1)))
     par = _parallel()
     for i in range(n):
