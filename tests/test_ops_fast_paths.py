@@ -64,7 +64,7 @@ def test_conv_as_shifted_gemms_matches_onnxruntime(xs, ws, attrs, monkeypatch):
     assert calls == [ws[2] * ws[3]] * xs[0]
 
 
-IM2COL_CASES = [  # float32, group 1, >= 2 output pixels per output channel; strided, or < 16 channels
+IM2COL_CASES = [  # float32, group 1; strided or < 16 channels, or < 2 output pixels per output channel
     ((1, 3, 23, 21), (8, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # a stem, odd sizes
     ((2, 16, 30, 29), (5, 16, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2], "dilations": [1, 2]}),
     ((1, 4, 17, 19), (6, 4, 5, 1), {"strides": [3, 1], "pads": [2, 0, 1, 0]}),
@@ -72,6 +72,10 @@ IM2COL_CASES = [  # float32, group 1, >= 2 output pixels per output channel; str
     ((1, 2, 6, 6), (3, 2, 3, 3), {"strides": [2, 2], "pads": [4, 4, 4, 4]}),  # whole rows of padding
     ((1, 3, 16, 16), (4, 3, 3, 3), {"dilations": [3, 3], "pads": [3, 3, 3, 3]}),
     ((1, 3, 9, 40), (4, 3, 2, 6), {"strides": [1, 3], "pads": [0, 5, 1, 0]}),  # pads wider than a stride
+    # fewer pixels than twice the output channels: one shared im2col matrix, bands of channels
+    ((1, 40, 7, 7), (64, 40, 3, 3), {"pads": [1, 1, 1, 1]}),  # ResNet's last stage, small
+    ((2, 24, 14, 14), (160, 24, 3, 3), {"pads": [1, 1, 1, 1]}),  # where shifted GEMMs would run
+    ((1, 20, 9, 9), (48, 20, 3, 3), {"strides": [2, 2], "pads": [1, 0, 0, 1], "dilations": [1, 2]}),
 ]
 
 
@@ -83,8 +87,11 @@ def test_conv_as_blocked_im2col_gemm_matches_onnxruntime(xs, ws, attrs, monkeypa
     real = _parallel.im2col_gemm
     monkeypatch.setattr(_parallel, "im2col_gemm", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
     x, w, b = random_tensor(xs, seed=11), random_tensor(ws, seed=12), random_tensor((ws[0],), seed=13)
-    check("Conv", [x, w, b], attrs, opset=11, rtol=1e-4, atol=1e-5)
+    with _parallel.recording() as jobs:
+        check("Conv", [x, w, b], attrs, opset=11, rtol=1e-4, atol=1e-5)
     assert calls == [xs[1:]] * xs[0]  # one job per image
+    pixels = np.prod(conv.output_shape(x, w, **attrs)[2:])
+    assert [j.values[_parallel.IM2COL_AXIS] for j in jobs] == [0 if pixels < 2 * ws[0] else 1] * xs[0]
 
 
 def test_conv_float64_shifted_gemms():

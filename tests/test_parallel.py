@@ -143,6 +143,70 @@ def test_im2col_gemm_matches_its_definition_in_any_blocks(geometry, block):
         assert np.array_equal(_wait_for_helper(job), alone)
 
 
+SHARED_IM2COL_GEOMETRIES = IM2COL_GEOMETRIES + [  # fewer output pixels than twice the channels
+    ((40, 7, 7), 64, (3, 3), (1, 1), (1, 1), (1, 1), (7, 7)),  # 4 parts of 10 channels
+    ((3, 5, 6), 40, (3, 3), (2, 2), (1, 1), (1, 1), (3, 3)),  # fewer channels than parts: one is empty
+    ((9, 8, 8), 70, (2, 3), (3, 2), (2, 1), (0, 2), (3, 5)),  # 70 rows: bands of 48 and 22
+]
+
+
+@pytest.mark.parametrize("geometry", SHARED_IM2COL_GEOMETRIES,
+                         ids=[str(i) for i in range(len(SHARED_IM2COL_GEOMETRIES))])
+def test_im2col_gemm_shared_matrix_matches_its_definition(geometry):
+    """axis 0: the im2col matrix made once, in channel parts either thread takes, each band of
+    output channels multiplied by all of it, the epilogue on the band; the same bits pooled or
+    alone, and the default for fewer pixels than twice the output channels."""
+    from course.ops import _fused_kernels as fk
+
+    (c, h, wd), m, kernel, strides, dilations, pads, out = geometry
+    rng = _rng(8)
+    x = rng.standard_normal((c, h, wd)).astype(np.float32)
+    w = rng.standard_normal((m, c * kernel[0] * kernel[1])).astype(np.float32)
+    bias = rng.standard_normal(m).astype(np.float32)
+    p = out[0] * out[1]
+    z = rng.standard_normal((m, p + 5)).astype(np.float32)[:, 2:p + 2]
+    act = fk.scalars(np.float32, "Clip", [-1.0, 2.0])
+
+    def job():
+        y = np.full((m, p), np.nan, np.float32)
+        return P.im2col_gemm(x, w, kernel, strides, dilations, pads, out, y, bias=bias, z=z, act=act, axis=0)
+    alone = job()
+    ref = _im2col_reference(x, w, kernel, strides, dilations, pads, out)
+    np.testing.assert_allclose(alone, np.clip(ref + bias[:, None] + z, -1.0, 2.0), rtol=1e-4, atol=1e-4)
+    with P.recording() as jobs:
+        plain = P.im2col_gemm(x, w, kernel, strides, dilations, pads, out, np.full((m, p), np.nan, np.float32),
+                              axis=0)
+    np.testing.assert_allclose(plain, ref, rtol=1e-4, atol=1e-4)
+    assert jobs[0].chunks == P._split(m)[1]
+    with P.recording() as jobs:
+        P.im2col_gemm(x, w, kernel, strides, dilations, pads, out, np.empty((m, p), np.float32))
+    assert jobs[0].values[P.IM2COL_AXIS] == (0 if p < 2 * m else 1)
+    if P._POOL.enabled() and P._split(m)[1] > 1:
+        for _ in range(3):  # the helper may take parts, a band, or both
+            assert np.array_equal(_wait_for_helper(job), alone)
+
+
+@two_cpus
+def test_im2col_gemm_bands_wait_for_every_part_of_the_shared_matrix(monkeypatch):
+    """A thread that finds every part taken waits until they are made. One part here: the thread
+    that takes it makes the whole matrix (~0.1 ms) while the other waits for it; each call has a
+    new image, so a band multiplied by a matrix still being made (or left from the call before,
+    in the same freed memory) would not match the image's own result."""
+    monkeypatch.setattr(P, "IM2COL_PARTS", 1)
+    rng = _rng(9)
+    geometry = ((3, 3), (1, 1), (1, 1), (1, 1), (14, 14))
+    w = rng.standard_normal((128, 64 * 9)).astype(np.float32)
+    xs = [rng.standard_normal((64, 14, 14)).astype(np.float32) for _ in range(12)]
+    want = [P.im2col_gemm(x, w, *geometry, np.empty((128, 196), np.float32)) for x in xs]
+    start = P._POOL.state[P.HELPED]
+    with P.running() as on:
+        assert on
+        for _ in range(10):
+            for x, y in zip(xs, want):
+                assert np.array_equal(P.im2col_gemm(x, w, *geometry, np.empty((128, 196), np.float32)), y)
+    assert P._POOL.state[P.HELPED] > start
+
+
 def test_im2col_gemm_refuses_what_does_not_fit():
     x, w = np.ones((3, 8, 8), np.float32), np.ones((4, 27), np.float32)
     geometry = ((3, 3), (1, 1), (1, 1), (1, 1), (8, 8))

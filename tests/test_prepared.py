@@ -50,6 +50,7 @@ CASES = {  # id: (x shape, w shape, attributes, channels-last X, residual)
     "im2col-stem": ((1, 3, 20, 18), (8, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, False, False),
     "im2col-strided-residual": ((1, 16, 14, 13), (8, 16, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, False,
                                 True),
+    "im2col-shared-residual": ((1, 24, 7, 6), (48, 24, 3, 3), {"pads": [1, 1, 1, 1]}, False, True),  # 42 < 2 * 48
 }
 
 
@@ -77,6 +78,10 @@ def test_a_replay_gives_the_general_paths_bits(case):
     k = FUSED.prepare(_node(x, w), attrs)
     first = k(x, w, b, z)
     assert k.fast is not None, "the first call's job was not kept"
+    if case.startswith("im2col"):  # the two ways the job splits: pixels, or output channels
+        assert k.fast.job.values[P.IM2COL_AXIS] == (0 if "shared" in case else 1)
+        kept = {P._address(a) for a in k.fast.job.keep}  # not the first call's scratch: each run makes its own
+        assert not kept & {k.fast.job.values[P.IM2COL_COL], k.fast.job.values[P.IM2COL_SYNC]} - {0}
     np.testing.assert_array_equal(first, _general(x, w, b, z, attrs))
     x2, _, _, z2, _ = _operands(case, 1)  # new X and Z, same weights
     general, real = [], k.general
@@ -115,7 +120,8 @@ CHANGES = {  # what differs from the call that made the job
 
 
 @pytest.mark.parametrize("case,change", [(case, change) for case in ("pointwise-last-residual", "pointwise-residual",
-                                                                      "depthwise-last", "im2col-strided-residual")
+                                                                      "depthwise-last", "im2col-strided-residual",
+                                                                      "im2col-shared-residual")
                                          for change in CHANGES if CASES[case][4] or not change.startswith("Z")])
 def test_anything_else_takes_the_general_path(case, change):
     x, w, b, z, attrs = _operands(case, 2)
@@ -230,7 +236,7 @@ def test_a_writeable_weight_is_never_replayed():
     assert not np.array_equal(first, second) and k.fast is None and k.replayable
 
 
-@pytest.mark.parametrize("case", ["pointwise-residual", "im2col-strided-residual"])
+@pytest.mark.parametrize("case", ["pointwise-residual", "im2col-strided-residual", "im2col-shared-residual"])
 def test_a_residual_the_route_copied_is_not_replayed(case):
     # these routes read Z in their output's (NCHW) layout: a channels-last Z is copied first, so
     # the job holds the copy's address, and patching in the next Z's would read it wrongly

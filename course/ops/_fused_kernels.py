@@ -103,10 +103,11 @@ def _deinterleave(even, odd, src, n_even, n_odd):
 
 
 @njit(inline="always")
-def im2col_block(x, c_, h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow_, b0, b1, col):
+def im2col_block(x, c0, c1, h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow_, b0, b1, col):
     # The im2col matrix of one image x (C*H*W, flat), columns b0..b1 only (output pixels in
     # row-major (OH, OW) order), into col (C*KH*KW rows of b1 - b0, flat): row (c, i, j) holds
-    # x[c, oh*sh - pt + i*dh, ow*sw - pl + j*dw] for each of those pixels, 0 outside x. Each
+    # x[c, oh*sh - pt + i*dh, ow*sw - pl + j*dw] for each of those pixels, 0 outside x; only the
+    # rows of channels c0..c1 are written (the others are another caller's part). Each
     # output row's stretch of a tap is a strided run of one input row between two zero runs; the
     # run's bounds depend on the output row and j only, so they are worked out once for all c, i.
     nb = b1 - b0
@@ -120,7 +121,7 @@ def im2col_block(x, c_, h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow_, b0, b1, col):
             off = j * dw - pl  # iw = ow * sw + off, inside x for lo <= ow < hi
             lo = min(o1, max(o0, -(off // sw) if off < 0 else 0))
             hi = max(lo, min(o1, (w - 1 - off) // sw + 1))
-            for c in range(c_):
+            for c in range(c0, c1):
                 for i in range(kh):
                     d = ((c * kh + i) * kw + j) * nb + d0
                     ih = oh * sh - pt + i * dh

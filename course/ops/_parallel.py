@@ -19,7 +19,9 @@ So while ``running()`` is on (``InferenceSession.run`` wraps each run in it):
 Jobs: a sum of GEMMs into one output (a 1x1 convolution, an im2col one, one accumulating GEMM
 per kernel tap, see conv._tap_gemms, or a big Gemm node), split by output rows or columns, with
 the FusedConv epilogue (bias, residual, activation) applied to each band right after it is made;
-a convolution as blocks of its im2col matrix, each built in cache and multiplied at once;
+a convolution as blocks of its im2col matrix, each built in cache and multiplied at once (or,
+with few output pixels, one im2col matrix both threads help to build, then a band of output
+channels each);
 the 3x3 depthwise kernel split by planes, or its channels-last twin split by output rows; the
 epilogue alone split by rows (where a convolution did not take it in its bands). The chunks are
 the same whether or not the pool is running and whichever thread runs them, so results never
@@ -189,6 +191,7 @@ IDLE_YIELDS, IDLE_NAP_MAX_US, IDLE_NAPS_US = 20000, 500, 500_000
 # TICKET = seq << 32 | chunks << 16 | next chunk: one word, so a claim can never mix two jobs.
 MAX_CHUNKS = 1 << 15
 GEMM, DEPTHWISE, EPILOGUE, DEPTHWISE_NHWC, MAX_POOL, IM2COL_GEMM = 1, 2, 3, 4, 5, 6
+SYNC_WORDS, SYNC_DONE = 16, 8  # a job's own counters (im2col_gemm's parts), a cache line apart
 F32 = 4  # bytes per element
 
 
@@ -251,10 +254,16 @@ def _run_chunk(args, fargs, i):
                                 carray(_f32_ptr(z_at), ((m - 1) * ldz + n if has_z else 0,)), ldz, has_z != 0,
                                 act, np.float32(fargs[1]), np.float32(fargs[2]), np.float32(fargs[3]))
     elif kind == IM2COL_GEMM:
-        # Y (m, p) = W (m, k) @ im2col(X), X one (C, H, W) image: chunk i is a band of columns
-        # (output pixels), made ``block`` columns at a time: that block of the im2col matrix is
-        # built in a buffer of the chunk's own, multiplied while it is still in cache, and the
-        # epilogue follows on the block of Y. The im2col matrix never exists as a whole.
+        # Y (m, p) = W (m, k) @ im2col(X), X one (C, H, W) image, split one of two ways (axis):
+        # 1: chunk i is a band of columns (output pixels), made ``block`` columns at a time: that
+        # block of the im2col matrix is built in a buffer of the chunk's own, multiplied while it
+        # is still in cache, and the epilogue follows on the block of Y. The im2col matrix never
+        # exists as a whole.
+        # 0 (few pixels, many output channels): chunk i is a band of rows (output channels) of Y,
+        # all multiplied by the whole im2col matrix, made once in the shared buffer at col_at in
+        # ``parts`` (channel ranges) that every chunk first helps to build, claiming them on a
+        # counter of its own (sync[0], sync[SYNC_DONE] counts the parts made); it waits only for
+        # parts another thread is making, so a chunk never waits on one nobody took.
         fn, ilp64, m, k, p, wa = args[1], args[2], args[3], args[4], args[5], args[6]
         xa, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow = (args[7], args[8], args[9], args[10], args[11],
                                                            args[12], args[13], args[14], args[15], args[16],
@@ -262,12 +271,40 @@ def _run_chunk(args, fargs, i):
         ya, bias_at, has_bias, z_at, ldz, has_z, act, step, block = (args[20], args[21], args[22], args[23],
                                                                      args[24], args[25], args[26], args[27],
                                                                      args[28])
+        axis, col_at, sync_at, parts, yield_fn = args[29], args[30], args[31], args[32], args[33]
         x = carray(_f32_ptr(xa), (c * h * w,))
+        if axis == 0:
+            col = carray(_f32_ptr(col_at), (k * p,))
+            sync = carray(_i64_ptr(sync_at), (SYNC_WORDS,))
+            cstep = -(-c // parts)
+            while True:
+                t = _load(sync, 0)
+                if t >= parts:
+                    break
+                if _cas(sync, 0, t, t + 1):
+                    c0, c1 = _span(t, cstep, c)
+                    fk.im2col_block(x, c0, c1, h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow, 0, p, col)
+                    _add(sync, SYNC_DONE, 1)
+            while _load(sync, SYNC_DONE) < parts:  # the other thread is making its part
+                _call_yield(yield_fn)
+            r0, r1 = _span(i, step, m)
+            if ilp64:
+                _sgemm64(fn, 0, 0, r1 - r0, p, k, wa + r0 * k * F32, k, col_at, p, np.float32(0.0),
+                         ya + r0 * p * F32, p)
+            else:
+                _sgemm32(fn, 0, 0, r1 - r0, p, k, wa + r0 * k * F32, k, col_at, p, np.float32(0.0),
+                         ya + r0 * p * F32, p)
+            if act >= 0:
+                _epilogue_block(carray(_f32_ptr(ya), (m * p,)), p, r0, r1, 0, p,
+                                carray(_f32_ptr(bias_at), (m if has_bias else 0,)), 1 if has_bias else 0,
+                                carray(_f32_ptr(z_at), ((m - 1) * ldz + p if has_z else 0,)), ldz, has_z != 0,
+                                act, np.float32(fargs[1]), np.float32(fargs[2]), np.float32(fargs[3]))
+            return
         q0, q1 = _span(i, step, p)
         col = np.empty(k * min(block, q1 - q0), dtype=np.float32)
         for b0 in range(q0, q1, block):
             b1 = min(q1, b0 + block)
-            fk.im2col_block(x, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow, b0, b1, col)
+            fk.im2col_block(x, 0, c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow, b0, b1, col)
             if ilp64:
                 _sgemm64(fn, 0, 0, m, b1 - b0, k, wa, k, col.ctypes.data, b1 - b0, np.float32(0.0), ya + b0 * F32, p)
             else:
@@ -419,7 +456,7 @@ class _Pool:
         self.state = np.zeros(40, dtype=np.int64)
         self.state[YIELD] = _libc_yield()
         self.state[SLEEP] = _libc_sleep()
-        self.args = np.zeros(32, dtype=np.int64)
+        self.args = np.zeros(40, dtype=np.int64)
         self.fargs = np.zeros(4, dtype=np.float64)
         self.seq = 0
         self.owner = None  # thread ident of the run that holds the pool
@@ -490,7 +527,8 @@ def running():
 GEMM_A, GEMM_C, GEMM_TABLE, GEMM_Z, GEMM_HAS_Z = 6, 9, 12, 18, 20  # B_t: Job.table[t, 0]
 DEPTHWISE_X, DEPTHWISE_Y = 15, 20
 DEPTHWISE_NHWC_X, DEPTHWISE_NHWC_Y = 14, 18
-IM2COL_X, IM2COL_Y, IM2COL_Z, IM2COL_HAS_Z = 7, 20, 23, 25
+IM2COL_K, IM2COL_P, IM2COL_X, IM2COL_Y, IM2COL_Z, IM2COL_HAS_Z = 4, 5, 7, 20, 23, 25
+IM2COL_AXIS, IM2COL_COL, IM2COL_SYNC = 29, 30, 31  # axis 0: the shared im2col matrix and counters, per call
 
 
 class Job:
@@ -531,6 +569,7 @@ def recording():
 ALIGN = 16  # chunk boundaries on whole SIMD vectors / GEMM micro-tiles
 BLOCK_BYTES = 512 * 1024  # a GEMM block with an epilogue: its output and input columns, in L2
 BLOCK_MIN = 256  # columns; narrower blocks pay OpenBLAS's per-call cost too often
+IM2COL_PARTS = 4  # channel ranges a shared im2col matrix is made in (im2col_gemm, axis 0)
 
 
 @njit(nogil=True, cache=True)
@@ -605,12 +644,15 @@ def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=N
 
 
 def im2col_gemm(x: np.ndarray, w: np.ndarray, kernel, strides, dilations, pads_begin, out, y: np.ndarray,
-                bias=None, z=None, act=None, block=None) -> np.ndarray:
+                bias=None, z=None, act=None, block=None, axis=None) -> np.ndarray:
     """``y = W @ im2col(x)`` for one image, float32: x (C, H, W) and w (M, C*KH*KW) contiguous, y
     (M, OH*OW) contiguous; with ``act`` (fk.scalars) the FusedConv epilogue ``y = act(y + bias +
-    z)`` (bias (M,) contiguous, z an (M, OH*OW) row-major window or None) on each block. The
-    output pixels are cut into two bands, one per thread, each made a block of columns at a time
-    from an im2col block that stays in cache (see the job)."""
+    z)`` (bias (M,) contiguous, z an (M, OH*OW) row-major window or None) on each block.
+
+    With at least twice as many output pixels as channels (``axis`` 1, the default then), the
+    pixels are cut into two bands, one per thread, each made ``block`` columns at a time from an
+    im2col block that stays in cache; else (axis 0) the whole im2col matrix is made once, both
+    threads making part of it, and each multiplies a band of W's rows by it (see the job)."""
     fn, ilp64 = _blas.sgemm_address()
     c, h, wd = x.shape
     m, k = w.shape
@@ -619,14 +661,24 @@ def im2col_gemm(x: np.ndarray, w: np.ndarray, kernel, strides, dilations, pads_b
             or not w.flags.c_contiguous or not y.flags.c_contiguous or (z is not None and z.shape != y.shape)):
         raise ValueError(f"im2col_gemm: {w.shape} @ im2col{x.shape} -> {y.shape} does not fit")
     code, lo, hi, alpha = act if act is not None else (-1, 0.0, 0.0, 0.0)
-    if block is None:
-        block = max(ALIGN, BLOCK_BYTES // (F32 * (m + k)) // ALIGN * ALIGN)
-    step, chunks = block, -(-p // block)  # a block per chunk: a helper that starts late still takes its share
+    if axis is None:
+        axis = 1 if p >= 2 * m else 0
+    col = sync = None
+    if axis == 1:
+        if block is None:
+            block = max(ALIGN, BLOCK_BYTES // (F32 * (m + k)) // ALIGN * ALIGN)
+        step, chunks = block, -(-p // block)  # a block per chunk: a helper that starts late still takes its share
+    else:
+        col, sync = np.empty(k * p, dtype=np.float32), np.zeros(SYNC_WORDS, dtype=np.int64)
+        step, chunks = _split(m)
+        block = 0
     Job((IM2COL_GEMM, fn, ilp64, m, k, p, _address(w), _address(x), c, h, wd, kernel[0], kernel[1], strides[0],
          strides[1], dilations[0], dilations[1], pads_begin[0], pads_begin[1], out[1], _address(y),
          _address(bias if bias is not None else y), bias is not None, _address(z if z is not None else y),
-         _ld_or_broadcast(z), z is not None, code, step, block), (0.0, lo, hi, alpha), chunks,
-        (x, w, y, bias, z)).post()
+         _ld_or_broadcast(z), z is not None, code, step, block, axis,
+         _address(col) if col is not None else 0, _address(sync) if sync is not None else 0, IM2COL_PARTS,
+         _POOL.state[YIELD]),
+        (0.0, lo, hi, alpha), chunks, (x, w, y, bias, z, col, sync)).post()
     return y
 
 

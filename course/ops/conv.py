@@ -8,8 +8,10 @@ accumulating BLAS GEMM per kernel tap over shifted windows of the padded input, 
 buffer (_tap_gemms); a float32 one that is strided, or has few input channels (a stem), and has
 at least twice as many output pixels as channels is one job that makes its im2col matrix a
 cache-sized block of output pixels at a time and multiplies each block at once, on both threads
-(_im2col_gemms). float32 GEMMs go through course/ops/_parallel.py, which shares them with its
-helper thread during a session run.
+(_im2col_gemms); one with fewer pixels than that (ResNet's 14x14 and 7x7 stages) is one job too,
+both threads making parts of one shared im2col matrix, then each multiplying half of the weight
+rows by it. float32 GEMMs go through course/ops/_parallel.py, which shares them with its helper
+thread during a session run.
 """
 from __future__ import annotations
 
@@ -240,6 +242,8 @@ class _Replay:
         r.out_shape, r.axes = out_shape, axes
         # the job keeps its constant operands (weights, bias, tables), not this call's X, Z and Y
         calls = {ax, ay, az}
+        if kind == par.IM2COL_GEMM and v[par.IM2COL_AXIS] == 0:  # scratch of that call: each run makes its own
+            calls |= {v[par.IM2COL_COL], v[par.IM2COL_SYNC]}
         job.keep = tuple(a for a in job.keep if a is not None and a.size and address(a) not in calls)
         return r
 
@@ -257,7 +261,12 @@ class _Replay:
         values[self.y_slot] = par._address(y)
         if z is not None:
             values[self.z_slot] = par._address(z)
-        par.Job(values, job.floats, job.chunks, ()).post()
+        scratch = ()
+        if values[0] == par.IM2COL_GEMM and values[par.IM2COL_AXIS] == 0:  # a shared im2col matrix per call
+            scratch = (np.empty(values[par.IM2COL_K] * values[par.IM2COL_P], dtype=np.float32),
+                       np.zeros(par.SYNC_WORDS, dtype=np.int64))
+            values[par.IM2COL_COL], values[par.IM2COL_SYNC] = par._address(scratch[0]), par._address(scratch[1])
+        par.Job(values, job.floats, job.chunks, scratch).post()
         return y if self.axes is None else y.transpose(self.axes)
 
 
@@ -353,19 +362,21 @@ def _use_tap_gemms(x, w, out) -> bool:
 
 
 def _use_im2col_gemm(x, w, s, out) -> bool:
-    """The blocked im2col route (_parallel.im2col_gemm) splits the output pixels between the
-    threads, so it needs at least twice as many pixels as output channels. Measured against the
-    other routes (docs/benchmarks.md): it wins on strided convolutions (the shifted GEMMs then
-    read stride phases copied out first) and on few input channels (a stem's K = 27 or 147 im2col
-    made in one numpy pass, then read back); on a stride-1 convolution with >= 16 channels the
-    shifted GEMMs are as quick, and stay."""
-    return (out[0] * out[1] >= 2 * w.shape[0]
-            and (any(v > 1 for v in s) or not _use_tap_gemms(x, w, out)))
+    """The im2col job (_parallel.im2col_gemm) splits the output pixels between the threads when
+    there are at least twice as many as output channels, else the output channels. Measured
+    against the other routes (docs/benchmarks.md): split by pixels it wins on strided
+    convolutions (the shifted GEMMs then read stride phases copied out first) and on few input
+    channels (a stem's K = 27 or 147 im2col made in one numpy pass, then read back), and on a
+    stride-1 convolution with >= 16 channels the shifted GEMMs are as quick, and stay; split by
+    channels it wins wherever it applies (ResNet's 7x7 stage: 2.05 -> 1.82 ms per 3x3 conv, its
+    14x14 one 1.64 -> 1.51 ms: the numpy im2col, or the shifted GEMMs' N = 224 per tap, lose)."""
+    return out[0] * out[1] < 2 * w.shape[0] or any(v > 1 for v in s) or not _use_tap_gemms(x, w, out)
 
 
 def _im2col_gemms(x, w, k, s, d, pb, out, post):
     """A float32 2-D convolution (group 1) as W (M, C*KH*KW) @ im2col(x) per image, the im2col
-    matrix made a cached block at a time inside the job (_parallel.im2col_gemm), ``post`` fused."""
+    matrix made inside the job (_parallel.im2col_gemm: a cached block at a time, or once for
+    both threads when the pixels are few), ``post`` fused."""
     n, m = x.shape[0], w.shape[0]
     p = out[0] * out[1]
     y = np.empty((n, m, p), dtype=x.dtype)
