@@ -44,8 +44,8 @@ def test_gemm_refuses_what_does_not_fit():
         _blas.gemm(a, b, frozen)
 
 
-TAP_CASES = [  # big enough for the shifted-GEMM path (C >= 16, >= 196 outputs per plane, stride 1)
-    ((1, 16, 16, 15), (8, 16, 3, 3), {"pads": [1, 1, 1, 1]}),
+TAP_CASES = [  # big enough for the shifted-GEMM path (C >= 16, >= 196 outputs per plane, stride 1), not 3x3
+    ((1, 16, 16, 15), (8, 16, 3, 2), {"pads": [1, 1, 1, 1]}),
     ((2, 16, 30, 29), (5, 16, 3, 3), {"pads": [1, 0, 1, 2], "dilations": [1, 2]}),
     ((1, 24, 20, 20), (6, 24, 5, 3), {"auto_pad": "SAME_UPPER"}),
 ]
@@ -64,6 +64,26 @@ def test_conv_as_shifted_gemms_matches_onnxruntime(xs, ws, attrs, monkeypatch):
     assert calls == [ws[2] * ws[3]] * xs[0]
 
 
+WINOGRAD_CASES = [  # float32, group 1, 3x3, stride 1, no dilation, >= 196 output pixels per plane
+    ((1, 16, 16, 15), (8, 16, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((2, 20, 15, 17), (33, 20, 3, 3), {"pads": [0, 2, 1, 0]}),  # odd sizes, asymmetric pads, batch 2
+    ((1, 32, 14, 14), (64, 32, 3, 3), {"auto_pad": "SAME_UPPER"}),
+    ((1, 3, 20, 20), (4, 3, 3, 3), {}),  # no padding, few channels
+]
+
+
+@pytest.mark.parametrize("xs,ws,attrs", WINOGRAD_CASES, ids=[str(i) for i in range(len(WINOGRAD_CASES))])
+def test_conv_by_winograd_matches_onnxruntime(xs, ws, attrs, monkeypatch):
+    from course.ops import _parallel
+
+    calls = []
+    real = _parallel.winograd3x3
+    monkeypatch.setattr(_parallel, "winograd3x3", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    x, w, b = random_tensor(xs, seed=21), random_tensor(ws, seed=22), random_tensor((ws[0],), seed=23)
+    check("Conv", [x, w, b], attrs, opset=11, rtol=1e-4, atol=1e-5)
+    assert calls == [xs[1:]] * xs[0]  # one job per image
+
+
 IM2COL_CASES = [  # float32, group 1; strided or < 16 channels, or < 2 output pixels per output channel
     ((1, 3, 23, 21), (8, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # a stem, odd sizes
     ((2, 16, 30, 29), (5, 16, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2], "dilations": [1, 2]}),
@@ -74,7 +94,7 @@ IM2COL_CASES = [  # float32, group 1; strided or < 16 channels, or < 2 output pi
     ((1, 3, 9, 40), (4, 3, 2, 6), {"strides": [1, 3], "pads": [0, 5, 1, 0]}),  # pads wider than a stride
     # fewer pixels than twice the output channels: one shared im2col matrix, bands of channels
     ((1, 40, 7, 7), (64, 40, 3, 3), {"pads": [1, 1, 1, 1]}),  # ResNet's last stage, small
-    ((2, 24, 14, 14), (160, 24, 3, 3), {"pads": [1, 1, 1, 1]}),  # where shifted GEMMs would run
+    ((2, 24, 14, 14), (160, 24, 3, 2), {"pads": [1, 1, 1, 0]}),  # where shifted GEMMs would run
     ((1, 20, 9, 9), (48, 20, 3, 3), {"strides": [2, 2], "pads": [1, 0, 0, 1], "dilations": [1, 2]}),
 ]
 
@@ -106,19 +126,20 @@ def test_conv_float64_shifted_gemms():
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
 
 
-def test_rearranged_weights_follow_the_array_not_its_address():
+@pytest.mark.parametrize("kernel,kind", [((3, 2), "tap_major"), ((3, 3), "winograd")])
+def test_rearranged_weights_follow_the_array_not_its_address(kernel, kind):
     x = random_tensor((1, 16, 14, 14), seed=6)
-    w1, w2 = random_tensor((4, 16, 3, 3), seed=7), random_tensor((4, 16, 3, 3), seed=8)
+    w1, w2 = random_tensor((4, 16, *kernel), seed=7), random_tensor((4, 16, *kernel), seed=8)
     for w in (w1, w2):
         w.flags.writeable = False  # only read-only weights are kept rearranged
     y1 = conv.conv_core(x, w1, 1, None, [1] * 4)
-    assert (id(w1), "tap_major") in conv._DERIVED
+    assert (id(w1), kind) in conv._DERIVED
     y2 = conv.conv_core(x, w2, 1, None, [1] * 4)
     assert not np.allclose(y1, y2)
     key = id(w1)
     del w1
-    assert (key, "tap_major") not in conv._DERIVED  # dropped with the weight
-    writable = random_tensor((4, 16, 3, 3), seed=9)
+    assert (key, kind) not in conv._DERIVED  # dropped with the weight
+    writable = random_tensor((4, 16, *kernel), seed=9)
     y3 = conv.conv_core(x, writable, 1, None, [1] * 4)
     writable *= -1  # a writable weight is rearranged afresh on every call
     np.testing.assert_allclose(conv.conv_core(x, writable, 1, None, [1] * 4), -y3, rtol=1e-5, atol=1e-5)

@@ -207,6 +207,98 @@ def test_im2col_gemm_bands_wait_for_every_part_of_the_shared_matrix(monkeypatch)
     assert P._POOL.state[P.HELPED] > start
 
 
+WINOGRAD_GEOMETRIES = [  # (C, H, W), M, pads_begin, out
+    ((16, 14, 14), 24, (1, 1), (14, 14)),
+    ((5, 9, 11), 7, (1, 1), (9, 11)),  # odd sizes: the last tiles half outside the output
+    ((3, 7, 6), 40, (0, 1), (7, 5)),  # asymmetric pads; fewer channels than parts
+    ((4, 3, 3), 3, (3, 2), (8, 7)),  # pads wider than the kernel: whole tiles of padding
+    ((1, 2, 2), 1, (0, 0), (1, 1)),
+]
+
+
+def _winograd_case(geometry, seed):
+    from course.ops import _fused_kernels as fk
+
+    (c, h, wd), m, pads, out = geometry
+    rng = _rng(seed)
+    x = rng.standard_normal((c, h, wd)).astype(np.float32)
+    w = rng.standard_normal((m, c, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(m).astype(np.float32)
+    p = out[0] * out[1]
+    z = rng.standard_normal((m, p + 3)).astype(np.float32)[:, 1:p + 1]
+    return x, w, bias, z, fk.scalars(np.float32, "LeakyRelu", [0.2])
+
+
+@pytest.mark.parametrize("geometry", WINOGRAD_GEOMETRIES, ids=[str(i) for i in range(len(WINOGRAD_GEOMETRIES))])
+def test_winograd_matches_the_convolution_s_definition(geometry):
+    """F(2x2, 3x3) against the float64 im2col sum: plain and with the epilogue (bias, a strided
+    residual, LeakyRelu), the same bits in a run (whether or not the helper joins in such a small
+    job; test_winograd_phases_wait_for_every_part makes sure it does on a bigger one)."""
+    (c, h, wd), m, pads, out = geometry
+    x, w, bias, z, act = _winograd_case(geometry, 10)
+    u = P.winograd_weights(w)
+    ref = _im2col_reference(x, w.reshape(m, -1), (3, 3), (1, 1), (1, 1), pads, out)
+    p = out[0] * out[1]
+    plain = P.winograd3x3(x, u, pads, out, np.full((m, p), np.nan, np.float32))
+    np.testing.assert_allclose(plain, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+    def job():
+        return P.winograd3x3(x, u, pads, out, np.full((m, p), np.nan, np.float32), bias=bias, z=z, act=act)
+    alone = job()
+    want = ref + bias[:, None] + z
+    np.testing.assert_allclose(alone, np.where(want < 0, 0.2 * want, want), rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    with P.running():
+        assert np.array_equal(job(), alone)
+
+
+def test_winograd_weights_are_g_g_gt():
+    w = _rng(11).standard_normal((3, 2, 3, 3)).astype(np.float32)
+    g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    u = P.winograd_weights(w)
+    assert u.shape == (16, 3, 2) and u.dtype == np.float32 and u.flags.c_contiguous
+    for mm in range(3):
+        for cc in range(2):
+            np.testing.assert_allclose(u[:, mm, cc].reshape(4, 4), g @ w[mm, cc] @ g.T, rtol=1e-6)
+
+
+@two_cpus
+@pytest.mark.parametrize("parts", [1, 8])
+def test_winograd_phases_wait_for_every_part(parts, monkeypatch):
+    """Each phase starts only when the last one's parts are all made: with one part a phase, the
+    thread that takes it makes all of it while the other waits; each call has a new image, so a
+    phase that ran early would not give that image's own result."""
+    monkeypatch.setattr(P, "WINOGRAD_PARTS", parts)
+    rng = _rng(12)
+    w = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)
+    u = P.winograd_weights(w)
+    xs = [rng.standard_normal((32, 28, 28)).astype(np.float32) for _ in range(8)]
+    geometry = ((1, 1), (28, 28))
+    want = [P.winograd3x3(x, u, *geometry, np.empty((64, 784), np.float32)) for x in xs]
+    start = P._POOL.state[P.HELPED]
+    with P.running() as on:
+        assert on
+        for _ in range(10):
+            for x, y in zip(xs, want):
+                assert np.array_equal(P.winograd3x3(x, u, *geometry, np.empty((64, 784), np.float32)), y)
+    assert P._POOL.state[P.HELPED] > start
+
+
+def test_winograd_refuses_what_does_not_fit():
+    x, u = np.ones((3, 8, 8), np.float32), np.ones((16, 4, 3), np.float32)
+    P.winograd3x3(x, u, (1, 1), (8, 8), np.empty((4, 64), np.float32))
+    for bad_x, bad_u, bad_y, out in [
+        (x, u, np.empty((4, 63), np.float32), (8, 8)),
+        (x, u, np.empty((5, 64), np.float32), (8, 8)),
+        (x, u, np.empty((64, 4), np.float32).T, (8, 8)),
+        (x, np.ones((16, 4, 2), np.float32), np.empty((4, 64), np.float32), (8, 8)),
+        (x, np.ones((9, 4, 3), np.float32), np.empty((4, 64), np.float32), (8, 8)),
+        (np.ones((3, 8, 16), np.float32)[:, :, ::2], u, np.empty((4, 64), np.float32), (8, 8)),
+        (x, u, np.empty((4, 0), np.float32), (0, 8)),
+    ]:
+        with pytest.raises(ValueError):
+            P.winograd3x3(bad_x, bad_u, (1, 1), out, bad_y)
+
+
 def test_im2col_gemm_refuses_what_does_not_fit():
     x, w = np.ones((3, 8, 8), np.float32), np.ones((4, 27), np.float32)
     geometry = ((3, 3), (1, 1), (1, 1), (1, 1), (8, 8))

@@ -51,6 +51,7 @@ CASES = {  # id: (x shape, w shape, attributes, channels-last X, residual)
     "im2col-strided-residual": ((1, 16, 14, 13), (8, 16, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}, False,
                                 True),
     "im2col-shared-residual": ((1, 24, 7, 6), (48, 24, 3, 3), {"pads": [1, 1, 1, 1]}, False, True),  # 42 < 2 * 48
+    "winograd-residual": ((1, 16, 15, 14), (24, 16, 3, 3), {"pads": [1, 1, 1, 1]}, False, True),
 }
 
 
@@ -78,10 +79,13 @@ def test_a_replay_gives_the_general_paths_bits(case):
     k = FUSED.prepare(_node(x, w), attrs)
     first = k(x, w, b, z)
     assert k.fast is not None, "the first call's job was not kept"
+    values = k.fast.job.values
     if case.startswith("im2col"):  # the two ways the job splits: pixels, or output channels
-        assert k.fast.job.values[P.IM2COL_AXIS] == (0 if "shared" in case else 1)
-        kept = {P._address(a) for a in k.fast.job.keep}  # not the first call's scratch: each run makes its own
-        assert not kept & {k.fast.job.values[P.IM2COL_COL], k.fast.job.values[P.IM2COL_SYNC]} - {0}
+        assert values[0] == P.IM2COL_GEMM and values[P.IM2COL_AXIS] == (0 if "shared" in case else 1)
+    assert (values[0] == P.WINOGRAD) == case.startswith("winograd")
+    kept = {P._address(a) for a in k.fast.job.keep}  # not the first call's scratch: each run makes its own
+    assert not kept & {values[slot] for slot in P.scratch_slots(values)}
+    assert len(P.scratch_slots(values)) == (3 if "winograd" in case else 2 if "shared" in case else 0)
     np.testing.assert_array_equal(first, _general(x, w, b, z, attrs))
     x2, _, _, z2, _ = _operands(case, 1)  # new X and Z, same weights
     general, real = [], k.general
@@ -121,7 +125,7 @@ CHANGES = {  # what differs from the call that made the job
 
 @pytest.mark.parametrize("case,change", [(case, change) for case in ("pointwise-last-residual", "pointwise-residual",
                                                                       "depthwise-last", "im2col-strided-residual",
-                                                                      "im2col-shared-residual")
+                                                                      "im2col-shared-residual", "winograd-residual")
                                          for change in CHANGES if CASES[case][4] or not change.startswith("Z")])
 def test_anything_else_takes_the_general_path(case, change):
     x, w, b, z, attrs = _operands(case, 2)
@@ -159,9 +163,9 @@ def test_conv_without_residual_prepares_too():
 
 
 def test_routes_of_several_jobs_stop_trying():
-    # ResNet's 3x3 convolutions crop a wider grid after their GEMM: not one job straight into Y
+    # the shifted GEMMs crop a wider grid after their GEMM: not one job straight into Y
     x = _rng(6).standard_normal((1, 16, 14, 14)).astype(np.float32)
-    w = _frozen(_rng(7).standard_normal((16, 16, 3, 3)).astype(np.float32))
+    w = _frozen(_rng(7).standard_normal((16, 16, 3, 2)).astype(np.float32))
     attrs = {"pads": [1, 1, 1, 1], "activation": "Relu", "activation_params": []}
     k = FUSED.prepare(_node(x, w), attrs)
     for _ in range(2):
@@ -236,7 +240,8 @@ def test_a_writeable_weight_is_never_replayed():
     assert not np.array_equal(first, second) and k.fast is None and k.replayable
 
 
-@pytest.mark.parametrize("case", ["pointwise-residual", "im2col-strided-residual", "im2col-shared-residual"])
+@pytest.mark.parametrize("case", ["pointwise-residual", "im2col-strided-residual", "im2col-shared-residual",
+                                  "winograd-residual"])
 def test_a_residual_the_route_copied_is_not_replayed(case):
     # these routes read Z in their output's (NCHW) layout: a channels-last Z is copied first, so
     # the job holds the copy's address, and patching in the next Z's would read it wrongly

@@ -137,6 +137,99 @@ def im2col_block(x, c0, c1, h, w, kh, kw, sh, sw, dh, dw, pt, pl, ow_, b0, b1, c
         p += o1 - o0
 
 
+# ---- Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+# 2016): a 2x2 block of a stride-1 3x3 convolution's output from a 4x4 tile of its input with 16
+# multiplications per input channel instead of 36, Y = A^T [(G g G^T) * (B^T d B)] A, with
+#   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+#   A^T = [1 1 1 0; 0 1 -1 -1].
+# The products over the channels are 16 GEMMs, one per element e = 4 * i + j of the 4x4 tiles:
+# M[e] (M, T) = U[e] (M, C) @ V[e] (C, T) for T tiles; U = G g G^T is made once per weight.
+
+
+@njit(inline="always")
+def winograd_input(x, c0, c1, h, w, pt, pl, th_n, tw_n, vs, v, rows, ev, od):
+    # V[e, c, t] = (B^T d B)[e] for channels c0..c1 of one image x (C*H*W, flat), d the 4x4 tile
+    # of the zero-padded input at row 2*th - pt, column 2*tw - pl, t = th * tw_n + tw; v flat,
+    # element e's (C, th_n * tw_n) matrix at e * vs. Per tile row: the 4 input rows (padded, 2 * tw_n + 2 wide, in
+    # ``rows``), their B^T combinations split into even and odd columns (``ev``, ``od``: 4 rows
+    # of tw_n + 1), then each of the 16 outputs is a contiguous run over the tiles of the row.
+    wp = 2 * tw_n + 2
+    nt = th_n * tw_n
+    lo = min(wp, max(0, pl))
+    hi = max(lo, min(wp, w + pl))
+    for c in range(c0, c1):
+        for th in range(th_n):
+            for a in range(4):
+                ih = 2 * th - pt + a
+                if ih < 0 or ih >= h:
+                    for q in range(wp):
+                        rows[a, q] = 0.0
+                    continue
+                for q in range(lo):
+                    rows[a, q] = 0.0
+                src = (c * h + ih) * w - pl
+                for q in range(lo, hi):
+                    rows[a, q] = x[np.uintp(src + q)]
+                for q in range(hi, wp):
+                    rows[a, q] = 0.0
+            for q in range(tw_n + 1):
+                e, o = 2 * q, 2 * q + 1
+                ev[0, q] = rows[0, e] - rows[2, e]
+                od[0, q] = rows[0, o] - rows[2, o]
+                ev[1, q] = rows[1, e] + rows[2, e]
+                od[1, q] = rows[1, o] + rows[2, o]
+                ev[2, q] = rows[2, e] - rows[1, e]
+                od[2, q] = rows[2, o] - rows[1, o]
+                ev[3, q] = rows[1, e] - rows[3, e]
+                od[3, q] = rows[1, o] - rows[3, o]
+            t0 = th * tw_n
+            for k in range(4):
+                d0 = 4 * k * vs + c * nt + t0
+                d1, d2, d3 = d0 + vs, d0 + 2 * vs, d0 + 3 * vs
+                for q in range(tw_n):
+                    v[np.uintp(d0 + q)] = ev[k, q] - ev[k, q + 1]
+                    v[np.uintp(d1 + q)] = od[k, q] + ev[k, q + 1]
+                    v[np.uintp(d2 + q)] = ev[k, q + 1] - od[k, q]
+                    v[np.uintp(d3 + q)] = od[k, q] - od[k, q + 1]
+
+
+@njit(inline="always")
+def winograd_output(mo, m0, m1, st, th_n, tw_n, oh_, ow_, y, out, bias, has_bias, z, ldz, has_z, act,
+                    lo, hi, alpha, epi):
+    # Y[m, 2*th + a, 2*tw + b] = (A^T M A)[a, b] for channels m0..m1, from mo flat: element e's
+    # (M, T) matrix at e * st;
+    # y flat (mt, oh_, ow_); the FusedConv epilogue (with ``epi``) on each output row, z flat
+    # with ldz between channels. ``out``: 2 scratch rows of 2 * tw_n.
+    nt = th_n * tw_n
+    for m in range(m0, m1):
+        for th in range(th_n):
+            b0 = m * nt + th * tw_n
+            for q in range(tw_n):
+                p = np.uintp(b0 + q)
+                r0, r1, r2, r3 = mo[p], mo[p + st], mo[p + 2 * st], mo[p + 3 * st]
+                r4, r5, r6, r7 = mo[p + 4 * st], mo[p + 5 * st], mo[p + 6 * st], mo[p + 7 * st]
+                r8, r9, r10, r11 = mo[p + 8 * st], mo[p + 9 * st], mo[p + 10 * st], mo[p + 11 * st]
+                r12, r13, r14, r15 = mo[p + 12 * st], mo[p + 13 * st], mo[p + 14 * st], mo[p + 15 * st]
+                s00, s01, s02, s03 = r0 + r4 + r8, r1 + r5 + r9, r2 + r6 + r10, r3 + r7 + r11
+                s10, s11, s12, s13 = r4 - r8 - r12, r5 - r9 - r13, r6 - r10 - r14, r7 - r11 - r15
+                out[0, 2 * q] = s00 + s01 + s02
+                out[0, 2 * q + 1] = s01 - s02 - s03
+                out[1, 2 * q] = s10 + s11 + s12
+                out[1, 2 * q + 1] = s11 - s12 - s13
+            for a in range(2):
+                oh = 2 * th + a
+                if oh >= oh_:
+                    break
+                d = (m * oh_ + oh) * ow_
+                row = y[d:d + ow_]
+                for q in range(ow_):
+                    row[q] = out[a, q]
+                if epi:
+                    zs = m * ldz + oh * ow_
+                    epilogue_row(row, bias[m] if has_bias else lo, 1 if has_bias else 0, bias[0:0],
+                                 z[zs:zs + ow_] if has_z else z[0:0], has_z, act, lo, hi, alpha)
+
+
 @njit(cache=True, nogil=True)
 def _epilogue(y, b, has_bias, z, has_z, act, lo, hi, alpha, r0, r1):
     # y: (N*M, P) contiguous, rows r0..r1 updated in place: y = act(y + b[row % M] + z).

@@ -10,7 +10,9 @@ at least twice as many output pixels as channels is one job that makes its im2co
 cache-sized block of output pixels at a time and multiplies each block at once, on both threads
 (_im2col_gemms); one with fewer pixels than that (ResNet's 14x14 and 7x7 stages) is one job too,
 both threads making parts of one shared im2col matrix, then each multiplying half of the weight
-rows by it. float32 GEMMs go through course/ops/_parallel.py, which shares them with its helper
+rows by it. A float32 stride-1 3x3 one (no dilation) with >= 196 output pixels per plane runs
+Winograd's F(2x2, 3x3) instead: 16 GEMMs on transformed 4x4 tiles, 2.25x fewer multiplications
+(_winograd). float32 GEMMs go through course/ops/_parallel.py, which shares them with its helper
 thread during a session run.
 """
 from __future__ import annotations
@@ -47,6 +49,9 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
     if w.ndim != x.ndim or c != w.shape[1] * group or m % group:
         raise ShapeError(f"X {x.shape} and W {w.shape} do not fit group={group}")
     k, s, d, out, pb, pe = _setup(x.shape[2:], w.shape[2:], _key(strides), _key(pads), _key(dilations), auto_pad)
+    if (nsp == 2 and group == 1 and tuple(k) == (3, 3) and tuple(s) == tuple(d) == (1, 1) and _pooled(x, w)
+            and _use_winograd(x, w, out)):
+        return _winograd(x, w, pb, out, post)
     if (nsp == 2 and group == 1 and (any(v > 1 for v in k + s) or any(pb + pe)) and _pooled(x, w)
             and _use_im2col_gemm(x, w, s, out)):
         return _im2col_gemms(x, w, k, s, d, pb, out, post)
@@ -222,9 +227,11 @@ class _Replay:
             y_slot, z_slot = par.GEMM_C, par.GEMM_Z
             if (z is None) != (v[par.GEMM_HAS_Z] == 0) or (z is not None and v[z_slot] != az):
                 return None
-        elif kind == par.IM2COL_GEMM:
-            x_slot, y_slot, z_slot = par.IM2COL_X, par.IM2COL_Y, par.IM2COL_Z
-            if v[x_slot] != ax or (z is None) != (v[par.IM2COL_HAS_Z] == 0) or (z is not None and v[z_slot] != az):
+        elif kind in (par.IM2COL_GEMM, par.WINOGRAD):
+            x_slot, y_slot, z_slot, has_z = ((par.IM2COL_X, par.IM2COL_Y, par.IM2COL_Z, par.IM2COL_HAS_Z)
+                                             if kind == par.IM2COL_GEMM else
+                                             (par.WINOGRAD_X, par.WINOGRAD_Y, par.WINOGRAD_Z, par.WINOGRAD_HAS_Z))
+            if v[x_slot] != ax or (z is None) != (v[has_z] == 0) or (z is not None and v[z_slot] != az):
                 return None
         elif kind in (par.DEPTHWISE, par.DEPTHWISE_NHWC) and z is None:
             x_slot, y_slot, z_slot = ((par.DEPTHWISE_X, par.DEPTHWISE_Y) if kind == par.DEPTHWISE
@@ -241,9 +248,7 @@ class _Replay:
         r.z_key = None if z is None else (z.shape, z.strides, z.dtype)
         r.out_shape, r.axes = out_shape, axes
         # the job keeps its constant operands (weights, bias, tables), not this call's X, Z and Y
-        calls = {ax, ay, az}
-        if kind == par.IM2COL_GEMM and v[par.IM2COL_AXIS] == 0:  # scratch of that call: each run makes its own
-            calls |= {v[par.IM2COL_COL], v[par.IM2COL_SYNC]}
+        calls = {ax, ay, az, *(v[slot] for slot in par.scratch_slots(v))}  # each run makes its own scratch
         job.keep = tuple(a for a in job.keep if a is not None and a.size and address(a) not in calls)
         return r
 
@@ -261,12 +266,7 @@ class _Replay:
         values[self.y_slot] = par._address(y)
         if z is not None:
             values[self.z_slot] = par._address(z)
-        scratch = ()
-        if values[0] == par.IM2COL_GEMM and values[par.IM2COL_AXIS] == 0:  # a shared im2col matrix per call
-            scratch = (np.empty(values[par.IM2COL_K] * values[par.IM2COL_P], dtype=np.float32),
-                       np.zeros(par.SYNC_WORDS, dtype=np.int64))
-            values[par.IM2COL_COL], values[par.IM2COL_SYNC] = par._address(scratch[0]), par._address(scratch[1])
-        par.Job(values, job.floats, job.chunks, scratch).post()
+        par.Job(values, job.floats, job.chunks, par.fresh_scratch(values)).post()
         return y if self.axes is None else y.transpose(self.axes)
 
 
@@ -373,6 +373,32 @@ def _use_im2col_gemm(x, w, s, out) -> bool:
     return out[0] * out[1] < 2 * w.shape[0] or any(v > 1 for v in s) or not _use_tap_gemms(x, w, out)
 
 
+WINOGRAD_MIN_PIXELS = 196
+
+
+def _use_winograd(x, w, out) -> bool:
+    """Winograd F(2x2, 3x3) (_parallel.winograd3x3) for a stride-1 3x3 convolution with at least
+    WINOGRAD_MIN_PIXELS output pixels per plane. A/B in whole models (docs/benchmarks.md): ResNet's
+    56x56 convolutions 1.50 -> 1.18 ms, 28x28 1.49 -> 0.97, 14x14 1.55 -> 1.07 (the model 27.1 ->
+    22.8 ms), SqueezeNet's and Inception's 3x3s alike; on 7x7 planes its 16 GEMMs have 16 columns
+    and its weights are 16/9 as big: ResNet's 512-channel ones lose (1.82 -> 1.98 ms)."""
+    return out[0] * out[1] >= WINOGRAD_MIN_PIXELS
+
+
+def _winograd(x, w, pb, out, post):
+    """A float32 stride-1 3x3 convolution (group 1) by Winograd F(2x2, 3x3) per image
+    (_parallel.winograd3x3), the weights transformed once, ``post`` fused."""
+    n, m = x.shape[0], w.shape[0]
+    y = np.empty((n, m, out[0] * out[1]), dtype=x.dtype)
+    bias, z, act = _epilogue_operands(post, y.shape, y.dtype)
+    par = _parallel()
+    u = _derived(w, "winograd", par.winograd_weights)
+    for i in range(n):
+        par.winograd3x3(np.ascontiguousarray(x[i]), u, pb, out, y[i], bias=bias, z=None if z is None else z[i],
+                        act=act)
+    return y.reshape((n, m) + tuple(out))
+
+
 def _im2col_gemms(x, w, k, s, d, pb, out, post):
     """A float32 2-D convolution (group 1) as W (M, C*KH*KW) @ im2col(x) per image, the im2col
     matrix made inside the job (_parallel.im2col_gemm: a cached block at a time, or once for
@@ -421,7 +447,8 @@ def _derived(w: np.ndarray, kind: str, make) -> np.ndarray:
         return hit[1]
     out = make(w)
     if not w.flags.writeable:
-        _DERIVED[key] = (weakref.ref(w, lambda _, key=key: _DERIVED.pop(key, None)), out)
+        # the dict bound here: at interpreter exit the module's globals may be gone before W
+        _DERIVED[key] = (weakref.ref(w, lambda _, key=key, cache=_DERIVED: cache.pop(key, None)), out)
     return out
 
 
