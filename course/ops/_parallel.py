@@ -21,7 +21,8 @@ per kernel tap, see conv._tap_gemms, or a big Gemm node), split by output rows o
 the FusedConv epilogue (bias, residual, activation) applied to each band right after it is made;
 a convolution as blocks of its im2col matrix, each built in cache and multiplied at once (or,
 with few output pixels, one im2col matrix both threads help to build, then a band of output
-channels each);
+channels each); a stride-1 3x3 convolution by Winograd F(2x2, 3x3), in three phases both
+threads take parts of;
 the 3x3 depthwise kernel split by planes, or its channels-last twin split by output rows; the
 epilogue alone split by rows (where a convolution did not take it in its bands). The chunks are
 the same whether or not the pool is running and whichever thread runs them, so results never
