@@ -84,6 +84,22 @@ def test_conv_by_winograd_matches_onnxruntime(xs, ws, attrs, monkeypatch):
     assert calls == [xs[1:]] * xs[0]  # one job per image
 
 
+def test_winograd_stays_within_its_scratch_budget(monkeypatch):
+    from course.ops import _parallel
+
+    calls = []
+    real = _parallel.winograd3x3
+    monkeypatch.setattr(_parallel, "winograd3x3", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x, w = random_tensor((1, 32, 40, 40), seed=24), random_tensor((32, 32, 3, 3), seed=25)
+    want = conv.conv_core(x.astype(np.float64), w.astype(np.float64), 1, None, [1] * 4)
+    tiles_bytes = 16 * 20 * 20 * (32 + 32) * 4  # 1.6 MB
+    for budget, taken in ((tiles_bytes, [1]), (tiles_bytes - 1, [])):
+        monkeypatch.setattr(conv, "WINOGRAD_MAX_SCRATCH", budget)
+        calls.clear()
+        np.testing.assert_allclose(conv.conv_core(x, w, 1, None, [1] * 4), want, rtol=1e-4, atol=1e-4)
+        assert calls == taken
+
+
 IM2COL_CASES = [  # float32, group 1; strided or < 16 channels, or < 2 output pixels per output channel
     ((1, 3, 23, 21), (8, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),  # a stem, odd sizes
     ((2, 16, 30, 29), (5, 16, 3, 3), {"strides": [2, 2], "pads": [1, 0, 1, 2], "dilations": [1, 2]}),

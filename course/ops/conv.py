@@ -374,6 +374,7 @@ def _use_im2col_gemm(x, w, s, out) -> bool:
 
 
 WINOGRAD_MIN_PIXELS = 196
+WINOGRAD_MAX_SCRATCH = 64 << 20  # bytes of transformed tiles; beyond, the shifted GEMMs need none
 
 
 def _use_winograd(x, w, out) -> bool:
@@ -381,8 +382,12 @@ def _use_winograd(x, w, out) -> bool:
     WINOGRAD_MIN_PIXELS output pixels per plane. A/B in whole models (docs/benchmarks.md): ResNet's
     56x56 convolutions 1.50 -> 1.18 ms, 28x28 1.49 -> 0.97, 14x14 1.55 -> 1.07 (the model 27.1 ->
     22.8 ms), SqueezeNet's and Inception's 3x3s alike; on 7x7 planes its 16 GEMMs have 16 columns
-    and its weights are 16/9 as big: ResNet's 512-channel ones lose (1.82 -> 1.98 ms)."""
-    return out[0] * out[1] >= WINOGRAD_MIN_PIXELS
+    and its weights are 16/9 as big: ResNet's 512-channel ones lose (1.82 -> 1.98 ms). Its scratch,
+    16 transformed tiles per input and output channel (ResNet's 56x56: 6.4 MB), grows with the
+    image: a big one takes the other routes."""
+    tiles = -(-out[0] // 2) * -(-out[1] // 2)
+    return (out[0] * out[1] >= WINOGRAD_MIN_PIXELS
+            and 16 * tiles * (x.shape[1] + w.shape[0]) * x.itemsize <= WINOGRAD_MAX_SCRATCH)
 
 
 def _winograd(x, w, pb, out, post):
