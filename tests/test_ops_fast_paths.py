@@ -44,6 +44,16 @@ def test_gemm_refuses_what_does_not_fit():
         _blas.gemm(a, b, frozen)
 
 
+def _spy(monkeypatch, name, what):
+    """Record ``what(args)`` for each call of course.ops._parallel's ``name`` (which still runs)."""
+    from course.ops import _parallel
+
+    calls = []
+    real = getattr(_parallel, name)
+    monkeypatch.setattr(_parallel, name, lambda *a, **k: calls.append(what(a)) or real(*a, **k))
+    return calls
+
+
 TAP_CASES = [  # big enough for the shifted-GEMM path (C >= 16, >= 196 outputs per plane, stride 1), not 3x3
     ((1, 16, 16, 15), (8, 16, 3, 2), {"pads": [1, 1, 1, 1]}),
     ((2, 16, 30, 29), (5, 16, 3, 3), {"pads": [1, 0, 1, 2], "dilations": [1, 2]}),
@@ -53,11 +63,7 @@ TAP_CASES = [  # big enough for the shifted-GEMM path (C >= 16, >= 196 outputs p
 
 @pytest.mark.parametrize("xs,ws,attrs", TAP_CASES, ids=[str(i) for i in range(len(TAP_CASES))])
 def test_conv_as_shifted_gemms_matches_onnxruntime(xs, ws, attrs, monkeypatch):
-    from course.ops import _parallel
-
-    calls = []
-    real = _parallel.gemm_sum
-    monkeypatch.setattr(_parallel, "gemm_sum", lambda a, taps, *r, **k: calls.append(len(taps)) or real(a, taps, *r, **k))
+    calls = _spy(monkeypatch, "gemm_sum", lambda a: len(a[1]))  # the taps
     x, w, b = random_tensor(xs, seed=1), random_tensor(ws, seed=2), random_tensor((ws[0],), seed=3)
     check("Conv", [x, w, b], attrs, opset=11, rtol=1e-4, atol=1e-5)
     # one job per image, summing one GEMM per kernel tap
@@ -74,22 +80,14 @@ WINOGRAD_CASES = [  # float32, group 1, 3x3, stride 1, no dilation, >= 196 outpu
 
 @pytest.mark.parametrize("xs,ws,attrs", WINOGRAD_CASES, ids=[str(i) for i in range(len(WINOGRAD_CASES))])
 def test_conv_by_winograd_matches_onnxruntime(xs, ws, attrs, monkeypatch):
-    from course.ops import _parallel
-
-    calls = []
-    real = _parallel.winograd3x3
-    monkeypatch.setattr(_parallel, "winograd3x3", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    calls = _spy(monkeypatch, "winograd3x3", lambda a: a[0].shape)
     x, w, b = random_tensor(xs, seed=21), random_tensor(ws, seed=22), random_tensor((ws[0],), seed=23)
     check("Conv", [x, w, b], attrs, opset=11, rtol=1e-4, atol=1e-5)
     assert calls == [xs[1:]] * xs[0]  # one job per image
 
 
 def test_winograd_stays_within_its_scratch_budget(monkeypatch):
-    from course.ops import _parallel
-
-    calls = []
-    real = _parallel.winograd3x3
-    monkeypatch.setattr(_parallel, "winograd3x3", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = _spy(monkeypatch, "winograd3x3", lambda a: 1)
     x, w = random_tensor((1, 32, 40, 40), seed=24), random_tensor((32, 32, 3, 3), seed=25)
     want = conv.conv_core(x.astype(np.float64), w.astype(np.float64), 1, None, [1] * 4)
     tiles_bytes = 16 * 20 * 20 * (32 + 32) * 4  # 1.6 MB
@@ -119,9 +117,7 @@ IM2COL_CASES = [  # float32, group 1; strided or < 16 channels, or < 2 output pi
 def test_conv_as_blocked_im2col_gemm_matches_onnxruntime(xs, ws, attrs, monkeypatch):
     from course.ops import _parallel
 
-    calls = []
-    real = _parallel.im2col_gemm
-    monkeypatch.setattr(_parallel, "im2col_gemm", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    calls = _spy(monkeypatch, "im2col_gemm", lambda a: a[0].shape)
     x, w, b = random_tensor(xs, seed=11), random_tensor(ws, seed=12), random_tensor((ws[0],), seed=13)
     with _parallel.recording() as jobs:
         check("Conv", [x, w, b], attrs, opset=11, rtol=1e-4, atol=1e-5)

@@ -26,8 +26,9 @@ def _rng(seed=0):
     return np.random.default_rng(seed)
 
 
-def _wait_for_helper(job, timeout=5.0):
-    """Repeat ``job`` inside running() until the helper has taken a chunk; returns job's result."""
+def _wait_for_helper(job, timeout=30.0):
+    """Repeat ``job`` inside running() until the helper has taken a chunk; returns job's result.
+    (With a cold numba cache the other test worker compiles meanwhile: 5 s was seen to run out.)"""
     start = P._POOL.state[P.HELPED]
     deadline = time.monotonic() + timeout
     with P.running() as on:
@@ -197,13 +198,19 @@ def test_im2col_gemm_bands_wait_for_every_part_of_the_shared_matrix(monkeypatch)
     geometry = ((3, 3), (1, 1), (1, 1), (1, 1), (14, 14))
     w = rng.standard_normal((128, 64 * 9)).astype(np.float32)
     xs = [rng.standard_normal((64, 14, 14)).astype(np.float32) for _ in range(12)]
-    want = [P.im2col_gemm(x, w, *geometry, np.empty((128, 196), np.float32)) for x in xs]
+    _same_bits_for_new_images(lambda x: P.im2col_gemm(x, w, *geometry, np.empty((128, 196), np.float32)), xs)
+
+
+def _same_bits_for_new_images(kernel, xs, rounds=10):
+    """kernel(x) in a run, ``rounds`` times over the images xs in turn, gives the bits it gives
+    alone, and the helper takes part."""
+    want = [kernel(x) for x in xs]
     start = P._POOL.state[P.HELPED]
     with P.running() as on:
         assert on
-        for _ in range(10):
+        for _ in range(rounds):
             for x, y in zip(xs, want):
-                assert np.array_equal(P.im2col_gemm(x, w, *geometry, np.empty((128, 196), np.float32)), y)
+                assert np.array_equal(kernel(x), y)
     assert P._POOL.state[P.HELPED] > start
 
 
@@ -272,15 +279,7 @@ def test_winograd_phases_wait_for_every_part(parts, monkeypatch):
     w = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)
     u = P.winograd_weights(w)
     xs = [rng.standard_normal((32, 28, 28)).astype(np.float32) for _ in range(8)]
-    geometry = ((1, 1), (28, 28))
-    want = [P.winograd3x3(x, u, *geometry, np.empty((64, 784), np.float32)) for x in xs]
-    start = P._POOL.state[P.HELPED]
-    with P.running() as on:
-        assert on
-        for _ in range(10):
-            for x, y in zip(xs, want):
-                assert np.array_equal(P.winograd3x3(x, u, *geometry, np.empty((64, 784), np.float32)), y)
-    assert P._POOL.state[P.HELPED] > start
+    _same_bits_for_new_images(lambda x: P.winograd3x3(x, u, (1, 1), (28, 28), np.empty((64, 784), np.float32)), xs)
 
 
 def test_winograd_refuses_what_does_not_fit():
