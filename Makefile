@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python >= 3.10 is required")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -c $(LOCK) -e ".[dev]"
+	$(PY) -m course.providers.cpu.warm   # compile the CPU provider's loops once, into numba's cache
 	@touch $(STAMP)
 
 lab: $(STAMP)

@@ -28,8 +28,8 @@ import numpy as np
 GOALS = {"ours/ORT-all": 2.0, "reference/ours": 20.0}  # <= 2x ORT on these models; >= 20x ref
 GOAL_MODELS = ("resnet", "mobilenetv2")
 TINY = dict(image_size=32, num_classes=10, width=0.25)
-COLUMNS = ("model", "ours ms", "ORT-all ms", "ORT-none ms", "reference ms",
-           "ours/ORT-all", "ours/ORT-none", "reference/ours", "rel err")
+COLUMNS = ("model", "ours ms", "ORT-all ms", "ORT-none ms", "reference ms", "ours-ref ms",
+           "ours/ORT-all", "ours/ORT-none", "reference/ours", "ours-ref/ORT-all", "rel err")
 
 
 def relative_error(actual, expected) -> float:
@@ -164,8 +164,8 @@ class Row:
             r = self.ratio(a, b)
             return "-" if r != r else f"{r:.2f}x"
 
-        return [self.model, ms("ours"), ms("ort_all"), ms("ort_none"), ms("reference"),
-                x("ours", "ort_all"), x("ours", "ort_none"), x("reference", "ours"),
+        return [self.model, ms("ours"), ms("ort_all"), ms("ort_none"), ms("reference"), ms("ours_ref"),
+                x("ours", "ort_all"), x("ours", "ort_none"), x("reference", "ours"), x("ours_ref", "ort_all"),
                 f"{self.rel_err:.1e}"]
 
 
@@ -181,7 +181,9 @@ def _ort_session(model_bytes: bytes, level: str, threads: int):
 
 def bench_model(name: str, model, *, repeat: int = 20, warmup: int = 3, threads: int = 2,
                 reference: bool = True, reference_repeat: int = 1) -> Row:
-    """Time one ModelProto (input "input", batch 1) on every runtime; check ours against ORT."""
+    """Time one ModelProto (input "input", batch 1) on every runtime; check ours against ORT.
+    "ours" is the default session (CPU provider, reference fallback); "ours_ref" the session on
+    ReferenceExecutionProvider alone (course/ops as written), timed like the onnx evaluator."""
     import course
     from onnx.reference import ReferenceEvaluator
 
@@ -201,6 +203,9 @@ def bench_model(name: str, model, *, repeat: int = 20, warmup: int = 3, threads:
         ref = ReferenceEvaluator(model)
         runs["reference"] = lambda: ref.run(None, feed)
         repeats["reference"], warmups["reference"] = max(1, reference_repeat), 0
+        ours_ref = course.InferenceSession(model, providers=["ReferenceExecutionProvider"])
+        runs["ours_ref"] = lambda: ours_ref.run(None, feed)
+        repeats["ours_ref"], warmups["ours_ref"] = max(1, reference_repeat), 1
     for key, sec in interleaved_medians(runs, repeats, warmups).items():
         row.ms[key] = 1e3 * sec
     return row
@@ -212,8 +217,6 @@ def profile_ops(model, warmup: int = 1) -> dict[str, tuple[int, float]]:
 
     The session is built as usual (graph passes included), then each step of its execution plan
     gets its kernel wrapped with a timer, so what is timed is exactly what ``run`` executes."""
-    import dataclasses
-
     import course
 
     totals: dict[str, list] = {}
@@ -221,9 +224,9 @@ def profile_ops(model, warmup: int = 1) -> dict[str, tuple[int, float]]:
     def timed(op_type: str, compute, attrs):
         key = f"{op_type} (grouped)" if attrs.get("group", 1) != 1 else op_type
 
-        def fn(*args, **kwargs):
+        def fn(*args):
             t0 = time.perf_counter()
-            out = compute(*args, **kwargs)
+            out = compute(*args)
             acc = totals.setdefault(key, [0, 0.0])
             acc[0] += 1
             acc[1] += time.perf_counter() - t0
@@ -231,8 +234,8 @@ def profile_ops(model, warmup: int = 1) -> dict[str, tuple[int, float]]:
         return fn
 
     sess = course.InferenceSession(model)
-    plan = sess._plan
-    plan.steps = [dataclasses.replace(st, fn=timed(st.node.op_type, st.fn, st.attrs)) for st in plan.steps]
+    bound = sess._bound
+    bound.kernels = [timed(st.spec.op_type, fn, st.spec.attrs) for st, fn in zip(bound.plan.steps, bound.kernels)]
     shape = [d.dim_value or 1 for d in model.graph.input[0].type.tensor_type.shape.dim]
     feed = {model.graph.input[0].name: np.zeros(shape, np.float32)}
     for _ in range(warmup):

@@ -73,6 +73,14 @@ def infer(op, inputs, attrs, opset, consts=(), n_out=1, shapes=None):
     return kernel.infer(InferContext(types, cvals, kernel.resolve_attrs(attrs), num_outputs=n_out))
 
 
+def sum_atol(k: int, dtype, bound: float) -> float:
+    """How far apart two float computations of one sum of ``k`` terms may land when they add in
+    different orders (BLAS block partitions and kernels differ between machines and libraries):
+    each is within gamma_k * sum|terms| of the exact sum (Higham: gamma_k ~ k * u, u = eps / 2), so
+    two of them differ by at most 2 * k * u * ``bound``, ``bound`` >= sum|terms|. Not bit-equality."""
+    return 2 * k * (float(np.finfo(dtype).eps) / 2) * bound
+
+
 def check(op, inputs, attrs=None, opset=17, consts=(), n_out=1, out_dtypes=None, which="ort",
           rtol=None, atol=None):
     attrs = attrs or {}

@@ -25,7 +25,10 @@ def test_format_table_columns_and_ratios():
     md = bench.format_table([row], markdown=True).splitlines()
     assert [c.strip() for c in md[0].strip("|").split("|")] == list(bench.COLUMNS)
     assert [c.strip() for c in md[2].strip("|").split("|")] == [
-        "m", "10.0", "4.00", "5.00", "500", "2.50x", "2.00x", "50.00x", "2.0e-06"]
+        "m", "10.0", "4.00", "5.00", "500", "-", "2.50x", "2.00x", "50.00x", "-", "2.0e-06"]
+    with_ref = bench.Row("m", {**row.ms, "ours_ref": 20.0}, 2e-6)
+    cells = [c.strip() for c in bench.format_table([with_ref], markdown=True).splitlines()[2].strip("|").split("|")]
+    assert cells[5] == "20.0" and cells[9] == "5.00x"  # our reference provider, and its ratio to ORT-all
     assert bench.goal_failures([bench.Row("resnet", dict(row.ms), 0.0)]) == [
         "resnet: ours/ORT-all = 2.50 > 2"]
     no_ref = bench.Row("x", {"ours": 1.0, "ort_all": 1.0, "ort_none": 1.0}, 0.0)
@@ -44,12 +47,13 @@ def test_bench_cli_on_a_tiny_model(capsys):
     header = [c.strip() for c in table[0].strip("|").split("|")]
     cells = [c.strip() for c in table[2].strip("|").split("|")]
     assert header == list(bench.COLUMNS) and cells[0] == "squeezenet"
-    ours, ort_all, ort_none, ref = (_printed(c) for c in cells[1:5])
-    assert min(v for v, _ in (ours, ort_all, ort_none, ref)) > 0
-    _assert_ratio(cells[5], ours, ort_all)
-    _assert_ratio(cells[6], ours, ort_none)
-    _assert_ratio(cells[7], ref, ours)
-    assert float(cells[8]) <= 1e-4, "engine output must match onnxruntime"
+    ours, ort_all, ort_none, ref, ours_ref = (_printed(c) for c in cells[1:6])
+    assert min(v for v, _ in (ours, ort_all, ort_none, ref, ours_ref)) > 0
+    _assert_ratio(cells[6], ours, ort_all)
+    _assert_ratio(cells[7], ours, ort_none)
+    _assert_ratio(cells[8], ref, ours)
+    _assert_ratio(cells[9], ours_ref, ort_all)
+    assert float(cells[10]) <= 1e-4, "engine output must match onnxruntime"
     assert "not assessed" in out
 
 
@@ -76,7 +80,7 @@ def test_profile_counts_every_node():
 
     model = build_model("mobilenetv2", **bench.TINY)
     prof = bench.profile_ops(model, warmup=0)
-    steps = [st.node for st in course.InferenceSession(model)._plan.steps]
+    steps = [st.spec for st in course.InferenceSession(model).plan.steps]
     assert sum(n for n, _ in prof.values()) == len(steps) < len(model.graph.node)  # passes ran
     grouped = sum(1 for n in model.graph.node if n.op_type == "Conv"
                   and any(a.name == "group" and a.i > 1 for a in n.attribute))

@@ -261,19 +261,20 @@ def engine():
         pytest.fail(f"course.InferenceSession is not available: {e!r}")
 
 
-def engine_run(engine, model, x):
-    sess = engine(model)
+def engine_run(engine, model, x, **kwargs):
+    sess = engine(model, **kwargs)
     assert [i.name for i in sess.get_inputs()] == ["input"]
     (y,) = sess.run(None, {"input": x})
     assert isinstance(y, np.ndarray) and y.dtype == np.float32
     return y
 
 
+@pytest.mark.parametrize("providers", [None, ["ReferenceExecutionProvider"]], ids=["default", "reference"])
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_engine_matches_onnxruntime(name, engine, full_models):
+def test_engine_matches_onnxruntime(name, providers, engine, full_models):
     model, x = full_models(name), image()
     want = ort_run(model, x)[0]
-    got = engine_run(engine, model, x)
+    got = engine_run(engine, model, x, providers=providers)
     assert got.shape == want.shape == (1, 1000)
     err = relative_error(got, want)
     assert err <= REL_TOL, f"{name}: relative error {err:.3g} > {REL_TOL}"

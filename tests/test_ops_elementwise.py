@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from course.testing import random_tensor
-from ops_oracle import check, engine
+from ops_oracle import check, engine, sum_atol
 
 SHAPES = [(), (7,), (3, 1, 5), (2, 3, 4, 5)]
 
@@ -109,13 +109,17 @@ def test_gemm(attrs, c_shape):
     a = random_tensor((4, 3) if attrs.get("transA") else (3, 4), seed=16)
     b = random_tensor((5, 4) if attrs.get("transB") else (4, 5), seed=17)
     inputs = [a, b] + ([] if c_shape is None else [random_tensor(c_shape, seed=18)])
-    check("Gemm", inputs, attrs, opset=13, rtol=1e-5, atol=1e-6)
+    alpha, beta, k = attrs.get("alpha", 1.0), attrs.get("beta", 1.0), a.shape[0 if attrs.get("transA") else 1]
+    bound = alpha * k * np.abs(a).max() * np.abs(b).max() + beta * (0 if c_shape is None else np.abs(inputs[2]).max())
+    check("Gemm", inputs, attrs, opset=13, rtol=0, atol=sum_atol(k + 3, np.float32, bound))  # + alpha, C, beta
 
 
 @pytest.mark.parametrize("sa,sb", [((3, 4), (4, 5)), ((2, 3, 4), (4, 5)), ((4,), (2, 4, 3)), ((2, 3, 4), (4,)),
                                    ((4,), (4,)), ((2, 1, 3, 4), (5, 4, 2))])
 def test_matmul_shapes(sa, sb):
-    check("MatMul", [random_tensor(sa, seed=19), random_tensor(sb, seed=20)], {}, opset=13, rtol=1e-5, atol=1e-6)
+    a, b = random_tensor(sa, seed=19), random_tensor(sb, seed=20)
+    k = sa[-1]
+    check("MatMul", [a, b], {}, opset=13, rtol=0, atol=sum_atol(k, np.float32, k * np.abs(a).max() * np.abs(b).max()))
 
 
 CLIP_BOUNDS = [(-0.5, 0.5), (None, 0.2), (-0.1, None), (None, None), (0.5, -0.5)]  # last: min > max

@@ -39,6 +39,32 @@ def run_model(m, feeds):
     return InferenceSession(m, graph_optimization_level="disable").run(None, feeds)[0]
 
 
+# Explicit tolerances for rewrites that change float arithmetic (folding, re-association):
+# (rtol, atol) per dtype. Rewrites that only move data (identities, transposes) are compared exactly.
+PASS_TOLS = {np.dtype(np.float16): (1e-2, 1e-3), np.dtype(np.float32): (1e-5, 1e-6),
+             np.dtype(np.float64): (1e-12, 1e-14)}
+
+
+def reference(g_or_model, feeds):
+    """All outputs of a Graph or an ONNX model, computed by the reference ops (no session)."""
+    from course.passes import run_graph as run_reference
+
+    g = g_or_model if hasattr(g_or_model, "nodes") else from_onnx(g_or_model)
+    return run_reference(g, feeds)
+
+
+def assert_same_outputs(got, want, exact=False):
+    """Every output has the same shape and dtype; equal, or within PASS_TOLS for its dtype."""
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, a.dtype, b.shape, b.dtype)
+        if exact or a.dtype.kind != "f":
+            np.testing.assert_array_equal(a, b)
+        else:
+            rtol, atol = PASS_TOLS[a.dtype]
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
 def ops(g):
     return [n.op_type for n in g.nodes]
 

@@ -7,8 +7,8 @@ import pytest
 
 from course.ir.onnx_import import from_onnx
 from course.ops import registry
-from course.passes import FoldBatchNorm, FuseConvActivation, Pass, PassError, PassManager, PassResult, \
-    default_passes
+from course.passes import LEVELS, FoldBatchNorm, FuseConvActivation, Pass, PassError, PassManager, PassResult, \
+    default_passes, format_report, level_passes, optimize
 from course.runtime.session import InferenceSession
 from test_passes import conv_bn, ops, run_model
 
@@ -113,7 +113,7 @@ def test_session_levels_and_explicit_passes():
         got = s.run(None, {"x": x})[0]
         assert np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want))
     with pytest.raises(ValueError, match="graph_optimization_level"):
-        InferenceSession(m, graph_optimization_level="extended")
+        InferenceSession(m, graph_optimization_level="fastest")
 
 
 def test_custom_conv_kernel_sees_every_conv():
@@ -134,8 +134,9 @@ def test_custom_conv_kernel_sees_every_conv():
     assert ops(s.graph).count("Conv") == n_conv and "FusedConv" not in ops(s.graph)
     got = s.run(None, {"input": x})[0]
     assert len(calls) == n_conv == 52
-    want = run_model(m, {"input": x})
-    np.testing.assert_array_equal(got, want)  # the same kernels ran, in the same order
+    want = InferenceSession(m, providers=["ReferenceExecutionProvider"],
+                            graph_optimization_level="disable").run(None, {"input": x})[0]
+    np.testing.assert_array_equal(got, want)  # the same (reference) kernels ran, in the same order
 
 
 def test_custom_activation_kernel_blocks_only_that_fusion():
@@ -145,3 +146,67 @@ def test_custom_activation_kernel_blocks_only_that_fusion():
     assert ops(s.graph) == ["Conv", "Relu"]  # BN still folded, Relu kept for the custom kernel
     s.run(None, {"x": x})
     assert seen == [1]
+
+
+# --- levels and the per-pass report ---------------------------------------------------------------
+def test_levels_nest_like_onnxruntimes():
+    names = {lvl: [p.name for p in level_passes(lvl)] for lvl in LEVELS}
+    assert names["disable"] == []
+    assert {"FoldConstants", "EliminateDeadCode", "EliminateCommonSubexpressions", "SimplifyAlgebra",
+            "FoldBatchNorm"} == set(names["basic"])
+    assert set(names["basic"]) < set(names["extended"]) and names["all"] == names["extended"]
+    assert {"MatMulAddToGemm", "FuseConvActivation", "FuseSiblingConvs"} <= set(names["extended"]) - set(names["basic"])
+    assert [p.name for p in default_passes()] == names["all"]
+    with pytest.raises(ValueError, match="graph_optimization_level"):
+        level_passes("fastest")
+    with pytest.raises(ValueError, match="graph_optimization_level"):
+        optimize(from_onnx(conv_bn_relu()[0]), "fastest")
+
+
+@pytest.mark.parametrize("level, expected", [
+    ("disable", ["MatMul", "Add", "Relu", "Gemm", "Softmax"]),
+    ("basic", ["MatMul", "Add", "Relu", "Gemm", "Softmax"]),
+    ("extended", ["Gemm", "Relu", "Gemm", "Softmax"]),
+    ("all", ["Gemm", "Relu", "Gemm", "Softmax"]),
+])
+def test_optimize_runs_the_levels_passes(level, expected):
+    from course.passes import run_graph
+    from ir_builders import mlp
+    from test_passes import assert_same_outputs, reference
+
+    m = mlp()
+    x = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
+    want = reference(m, {"x": x})
+    g = from_onnx(m)
+    assert optimize(g, level) is g
+    assert ops(g) == expected
+    assert_same_outputs(run_graph(g, {"x": x}), want)
+    g.infer_types()
+    g.verify()
+
+
+def test_optimize_respects_protected_op_types_at_every_level():
+    for level in ("basic", "extended", "all"):
+        g = from_onnx(conv_bn_relu()[0])
+        optimize(g, level, protected={"Conv"})
+        assert ops(g) == ["Conv", "BatchNormalization", "Relu"]
+        g.verify(check_types=False)
+
+
+def test_report_lists_every_pass_run_with_counts_and_time():
+    g = from_onnx(conv_bn_relu()[0])
+    pm = PassManager([FoldBatchNorm(), FuseConvActivation()])
+    pm.run(g)
+    assert [(r.round, r.name, r.modified) for r in pm.report] == [
+        (1, "FoldBatchNorm", True), (1, "FuseConvActivation", True),
+        (2, "FoldBatchNorm", False), (2, "FuseConvActivation", False)]
+    fold = pm.report[0]
+    assert sum(fold.before.values()) == 3 and sum(fold.after.values()) == 2
+    assert fold.changes() == {"BatchNormalization": (1, 0)}
+    assert pm.report[1].changes() == {"Conv": (1, 0), "FusedConv": (0, 1), "Relu": (1, 0)}
+    assert all(r.seconds >= 0 for r in pm.report)
+    text = format_report(pm.report)
+    assert "FoldBatchNorm" in text and "3 -> 2" in text and "BatchNormalization 1->0" in text
+    pm.run(from_onnx(conv_bn_relu()[0]))
+    assert len(pm.report) == 4  # a new run starts a new report
+    g.verify(check_types=False)

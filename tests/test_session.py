@@ -68,8 +68,10 @@ def test_output_selection_by_name_and_order():
 
 
 def test_providers():
-    assert InferenceSession(mlp()).get_providers() == ["CPUExecutionProvider"]
-    assert InferenceSession(mlp(), providers=["CPUExecutionProvider"]).get_providers() == ["CPUExecutionProvider"]
+    both = ["CPUExecutionProvider", "ReferenceExecutionProvider"]
+    assert InferenceSession(mlp()).get_providers() == both
+    assert InferenceSession(mlp(), providers=["CPUExecutionProvider"]).get_providers() == both  # fallback added
+    assert InferenceSession(mlp(), providers=["ReferenceExecutionProvider"]).get_providers() == both[1:]
     with pytest.raises(ValueError, match="CUDAExecutionProvider"):
         InferenceSession(mlp(), providers=["CUDAExecutionProvider"])
 

@@ -54,6 +54,8 @@ class Node:
         self.domain = domain
         self.name = name
         self.attrs: dict[str, Any] = dict(attrs or {})
+        # What passes note for the providers (``{"layout": "NHWC"}``); never exported to ONNX.
+        self.meta: dict[str, Any] = {}
         self.graph: Optional[Graph] = None
         self._inputs: list[Optional[Value]] = list(inputs)
         outs: list[Optional[Value]] = []

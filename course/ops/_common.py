@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from course.errors import DTypeError, OpAttributeError
-from course.ir.types import Dim, Shape
+from course.ops.types import Dim, Shape
 
 # TensorProto.DataType -> numpy dtype, for the element types the engine computes with.
 ONNX_DTYPES: dict[int, np.dtype] = {

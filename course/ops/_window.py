@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from course.errors import OpAttributeError, ShapeError
-from course.ir.types import Dim
+from course.ops.types import Dim
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
@@ -74,47 +74,12 @@ def pad_input(x: np.ndarray, begin, end, value=0) -> np.ndarray:
     return out
 
 
-def tap_view(xp: np.ndarray, tap: Sequence[int], out_dims, strides, dilations) -> np.ndarray:
-    """Strided view of xp: for every output position, the input element under kernel tap ``tap``."""
-    sl = tuple(slice(t * d, t * d + s * (o - 1) + 1, s)
-               for t, o, s, d in zip(tap, out_dims, strides, dilations))
-    return xp[(Ellipsis,) + sl]
-
-
-def _phase_axis(size: int, r: int, s: int, p: int, length: int):
-    """Rows a of phase r (padded index r + a*s) that hold real input: (a0, src_start, count)."""
-    a0 = max(0, -(-(p - r) // s))
-    src = r + a0 * s - p
-    count = 0 if src >= size else min(length - a0, -(-(size - src) // s))
-    return a0, src, max(0, count)
-
-
-def flat_taps(x: np.ndarray, kernel, strides, dilations, pads_begin, out, value=0):
-    """2-D windows as contiguous 1-D slices (the "shifted flat view" trick).
-
-    The padded input is split into strides[0]*strides[1] phases (padded[r::s]); each phase is a
-    zero-filled (N, C, PH, PW) array. Kernel tap (i, j) then reads one phase at a fixed flat
-    offset, so every tap is the contiguous slice ``phase[..., off:off + OH*PW]`` and results are
-    computed on an (OH, PW) grid whose columns >= OW are junk and cropped by the caller.
-    Returns (taps, PW) with taps[t] = the (N, C, OH*PW) view for tap t in row-major order.
-    ``value`` fills the padding (MaxPool pads with the lowest value, not 0).
-    """
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, strides, dilations, out
-    qh, qw = ((kh - 1) * dh) // sh, ((kw - 1) * dw) // sw
-    PH, PW = oh + qh + 1, ow + qw
-    n, c, h, w = x.shape
-    phases = {}
-    for i, j in np.ndindex(kh, kw):
-        r = ((i * dh) % sh, (j * dw) % sw)
-        if r not in phases:
-            ph = np.full((n, c, PH, PW), value, dtype=x.dtype)
-            a0, ys, ch = _phase_axis(h, r[0], sh, pads_begin[0], PH)
-            b0, xs, cw = _phase_axis(w, r[1], sw, pads_begin[1], PW)
-            if ch and cw:
-                ph[:, :, a0:a0 + ch, b0:b0 + cw] = x[:, :, ys::sh, xs::sw][:, :, :ch, :cw]
-            phases[r] = ph.reshape(n, c, PH * PW)
-    taps = []
-    for i, j in np.ndindex(kh, kw):
-        off = ((i * dh) // sh) * PW + (j * dw) // sw
-        taps.append(phases[((i * dh) % sh, (j * dw) % sw)][:, :, off:off + oh * PW])
-    return taps, PW
+def windows(xp: np.ndarray, kernel, strides, dilations, out_dims) -> np.ndarray:
+    """(N, C, *out_dims, *kernel) strided view of the padded input xp (no copy): element
+    ``[n, c, o, t]`` is ``xp[n, c, o * strides + t * dilations]``, kernel tap t of output position o."""
+    nsp = len(kernel)
+    extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
+    view = np.lib.stride_tricks.sliding_window_view(xp, extent, axis=tuple(range(xp.ndim - nsp, xp.ndim)))
+    every = tuple(slice(0, o * s, s) for o, s in zip(out_dims, strides))  # window starts
+    taps = tuple(slice(None, None, d) for d in dilations)  # the taps inside each window
+    return view[(Ellipsis,) + every + taps]

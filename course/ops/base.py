@@ -20,12 +20,12 @@ that does NOT name the node: the IR adds ``node 'name' (OpType):`` in front.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Optional, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 import numpy as np
 
 from course.errors import OpAttributeError, ShapeError
-from course.ir.types import Dim, Shape, TensorType
+from course.ops.types import Dim, Shape, TensorType
 
 REQUIRED = object()  # attribute default meaning "the node must set it"
 
@@ -138,21 +138,5 @@ class Op:
                 for d, s in zip(dtypes, shapes)]
 
     # --- execution ----------------------------------------------------------------------------
-    def plan_hints(self, graph, custom_kernels) -> dict[int, dict[str, Any]]:
-        """Private attributes (named ``_...``) the runtime adds to ``compute`` calls, worked out
-        once from the whole graph when the plan is built: ``{id(node): {name: value}}`` for
-        nodes of any op type (Conv and FusedConv: which convolutions make their output channels
-        last). Called once per op type present; never passed to a custom kernel. Default: none."""
-        return {}
-
-    def prepare(self, node, attrs: dict[str, Any]) -> Optional[Callable[..., Any]]:
-        """A compute function for this one node, made once when the plan is built (as
-        onnxruntime makes a kernel object per node): called with the node's inputs only, it
-        must return what ``compute(*inputs, **attrs)`` returns, bit for bit, for any inputs.
-        For ops whose per-call set-up costs as much as small inputs' arithmetic (Conv and
-        FusedConv: conv.PreparedConv). Never used with a custom kernel. Default: None, the plan
-        calls ``compute``."""
-        return None
-
     def compute(self, *inputs: Optional[np.ndarray], **attrs: Any):
         raise NotImplementedError(f"{type(self).__name__}.compute")

@@ -1,7 +1,7 @@
 """MaxPool and AveragePool (N-d, pads, auto_pad, dilations, ceil_mode, count_include_pad).
 
-Each kernel tap is a strided view of the padded input; the window reduction is one vectorized
-max/add per tap. ceil_mode may add a last window that hangs past the end padding: the input is
+The windows are one strided view of the padded input (_window.windows), reduced over their
+taps. ceil_mode may add a last window that hangs past the end padding: the input is
 padded a little further ("overhang") and those cells never count as elements of the window.
 """
 from __future__ import annotations
@@ -42,19 +42,20 @@ class _Pool(Op):
         return [tuple(x[:2]) + tuple(out)] * len(self.infer_dtype(ctx))
 
 
+def pooling_windows(x, pb, end, k, s, d, out, value=0):
+    """(N, C, *out, T) copy of every window of x padded by ``value`` (T = taps, row-major)."""
+    view = win.windows(win.pad_input(x, pb, end, value), k, s, d, out)
+    return view.reshape(view.shape[:2 + len(k)] + (int(np.prod(k)),))
+
+
 def _average(x, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, count_include_pad):
     k, s, d, out, pb, pe, over = pool_setup(x, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode)
     end = [e + o for e, o in zip(pe, over)]
-    xp = win.pad_input(x, pb, end)
-    taps = list(np.ndindex(*k))
-    total = np.array(win.tap_view(xp, taps[0], out, s, d), copy=True)
-    for tap in taps[1:]:
-        total += win.tap_view(xp, tap, out, s, d)
+    total = pooling_windows(x, pb, end, k, s, d, out).sum(axis=-1, dtype=x.dtype)
     # How many cells of each window count: real input, plus explicit padding if asked.
-    inside = np.ones(x.shape[2:], dtype=np.float64)
+    inside = np.ones((1, 1) + x.shape[2:], dtype=np.float64)
     mask = win.pad_input(inside, pb, pe, 1.0 if count_include_pad else 0.0)
-    mask = win.pad_input(mask, [0] * len(k), over, 0.0)
-    count = sum(win.tap_view(mask, tap, out, s, d) for tap in taps)
+    count = pooling_windows(mask, [0] * len(k), over, k, s, d, out).sum(axis=-1)[0, 0]
     return (total / count.astype(x.dtype)).astype(x.dtype, copy=False)
 
 

@@ -1,8 +1,10 @@
 """MatMulInteger and ConvInteger: integer products accumulated exactly into int32.
 
-The zero points are subtracted first, then the product runs through float64 BLAS: every partial
-sum of 8/16-bit products stays far below 2**53, so float64 is exact and far faster than numpy's
-integer matmul (which has no BLAS).
+``Y = sum (A - a_zero_point) * (B - b_zero_point)``, exactly. The zero points are subtracted
+first, then the product runs as a float64 matmul: each product of two centred 8-bit values is an
+integer below 2**16 and every partial sum stays far below 2**53 (for any K under ~10**11), so
+float64 holds each one exactly, in any summation order -- the same integers as an int64
+accumulation, without numpy's slow integer matmul (it has no BLAS).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from course.ops.matmul import matmul_shape
 from course.ops.registry import register
 
 
-def centered(x, zp, axis_len=None, axis=None):
+def centered(x, zp, axis=None):
     """x - zero_point as float64; zp is a scalar or a vector along ``axis`` of x."""
     v = x.astype(np.float64)
     if zp is None or zp.size == 0:
@@ -28,7 +30,8 @@ def centered(x, zp, axis_len=None, axis=None):
 
 
 def to_int32(v: np.ndarray) -> np.ndarray:
-    return np.rint(v).astype(np.int32)
+    """Exact integers held in float64 -> int32, wrapping as an int32 accumulator would."""
+    return v.astype(np.int64).astype(np.int32)
 
 
 @register("MatMulInteger", since=10)

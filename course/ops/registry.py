@@ -39,3 +39,14 @@ def lookup(op_type: str, opset: int, domain: str = "") -> Op:
 
 def supported_ops(domain: str = "") -> list[str]:
     return sorted(op for (d, op) in _REGISTRY if d == _norm(domain))
+
+
+def add_schema(cls: type[Op]) -> None:
+    """Register an op class that sets ``op_type``/``domain``/``since`` itself (a custom op a
+    provider brings); nothing happens if it is registered already."""
+    if not cls.op_type:
+        raise ValueError(f"{cls.__name__} sets no op_type")
+    versions = _REGISTRY.setdefault((_norm(cls.domain), cls.op_type), [])
+    if cls not in versions:
+        versions.append(cls)
+        versions.sort(key=lambda c: c.since)

@@ -1,19 +1,20 @@
 """``InferenceSession``: onnxruntime's API over the course engine.
 
 Construction does all the work once: import -> verify -> graph passes (course.passes, lessons
-07/08) -> infer types -> build a plan. ``run`` then only checks the feeds and walks the plan. A
-memory planner (lesson 09) is meant to slot in later at the line marked below in ``__init__``,
-assigning arena offsets to the plan.
+07/08) -> infer types -> partition the nodes over the execution providers (course.providers) ->
+layout marks for the providers that honour them -> a plan (plain data) -> kernels bound per step.
+``run`` then only checks the feeds and walks the bound plan. A memory planner (lesson 09) is meant
+to slot in after planning, assigning arena offsets to the plan's slots.
 """
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from course import providers as _providers
 from course.errors import FeedError
 from course.ir import dtypes
 from course.ir.graph import Graph, Value
@@ -21,9 +22,14 @@ from course.ir.onnx_import import from_onnx
 from course.ir.types import Dim, TensorType
 from course.ops import registry
 from course.passes.pipeline import optimize
-from course.runtime.plan import Plan, build_plan, execute
+from course.providers.base import ExecutionProvider
+from course.providers.kernels import KernelProvider
+from course.providers.reference import ReferenceExecutionProvider
+from course.runtime.execute import execute
+from course.runtime.partition import assignment_table, node_spec, partition
+from course.runtime.plan import BoundPlan, Plan, bind, build_plan
 
-PROVIDERS = ["CPUExecutionProvider"]
+PROVIDERS = list(_providers.DEFAULT)
 
 
 @dataclass(frozen=True)
@@ -44,32 +50,40 @@ class InferenceSession:
     """Run an ONNX model: ``InferenceSession(model).run(None, {"x": x}) -> [y, ...]``.
 
     ``model`` is a path, bytes, an ``onnx.ModelProto`` or a course ``Graph`` (a Graph is used in
-    place: inference writes its value types). ``custom_kernels={"Conv": fn}`` replaces the
-    kernel of every node of that op type by ``fn(*inputs, **attrs)`` (same contract as
-    ``Op.compute``): lessons use it to run a learner's kernel inside the real engine.
-    ``graph_optimization_level`` "all" (default) runs ``course.passes.default_passes()`` (Conv+BN
-    folding, Conv+activation fusion) before planning, "disable" runs none; ``passes=[...]``
-    runs exactly those instead (a Graph given as ``model`` is rewritten in place). Op types with
-    a custom kernel are never fused or folded away.
+    place: passes and inference rewrite it). ``providers`` is an ordered list of provider names
+    (``course.providers.available_providers()``) or provider objects; each node runs on the first
+    that claims it (default: ``["CPUExecutionProvider", "ReferenceExecutionProvider"]``; the
+    reference is appended as the fallback when the list lacks it).
+    ``KernelProvider({"Conv": fn})`` listed first runs your own kernels (``fn(*inputs, **attrs)``,
+    ``Op.compute``'s contract); ``custom_kernels={"Conv": fn}`` is shorthand for that.
+    ``graph_optimization_level`` is onnxruntime's: "basic" (constant folding, algebraic clean-up,
+    CSE, Conv+BN folding, dead code), "extended" (also op replacement, Transpose sinking and the
+    Conv fusions), "all" (default: extended, then the layout marks), "disable" (none);
+    ``passes=[...]`` runs exactly those instead. Op types a ``KernelProvider`` claims are never
+    fused or folded away.
     """
 
     def __init__(self, model: Union[str, bytes, Any, Graph], providers: Optional[Sequence] = None,
                  custom_kernels: Optional[dict[str, Callable]] = None,
                  graph_optimization_level: str = "all", passes: Optional[Sequence] = None):
-        self._providers = _check_providers(providers)
-        custom = _check_custom(custom_kernels)
+        self._provider_objs = _resolve_providers(providers, custom_kernels)
+        protected = {t for p in self._provider_objs if isinstance(p, KernelProvider) for t in p.kernels}
         self.graph = model if isinstance(model, Graph) else from_onnx(model)
         self.graph.verify(check_types=False)
-        self.graph = optimize(self.graph, graph_optimization_level, protected=custom, passes=passes)
+        self.graph = optimize(self.graph, graph_optimization_level, protected=protected, passes=passes)
         self.graph.infer_types()
         self.graph.verify()
-        # (hook) memory planner: assign each plan slot an offset in one arena after planning.
-        self._plan: Plan = build_plan(self.graph, custom)
+        owner = partition(self.graph, self._provider_objs)
+        if graph_optimization_level == "all" and passes is None:
+            _mark_layouts(self.graph, owner)
+        specs = {id(n): node_spec(self.graph, n) for n in self.graph.nodes}
+        self._plan: Plan = build_plan(self.graph, specs, owner)
+        # (hook) memory planner: assign each plan slot an offset in one arena here.
+        self._bound: BoundPlan = bind(self._plan, {p.name: p for p in self._provider_objs})
         self._inputs = [v for v in self.graph.inputs if not self.graph.is_overridable(v)]
         self._overridable = [v for v in self.graph.inputs if self.graph.is_overridable(v)]
         self._feedable = {v.name: v for v in self.graph.inputs}
         self._output_names = [v.name for v in self.graph.outputs]
-        self._threads = _thread_pool(self.graph)
 
     # --- description ----------------------------------------------------------------------------
     def get_inputs(self) -> list[NodeArg]:
@@ -83,7 +97,21 @@ class InferenceSession:
         return [NodeArg.of(v) for v in self.graph.outputs]
 
     def get_providers(self) -> list[str]:
-        return list(self._providers)
+        """The session's providers, in the order nodes were offered to them."""
+        return [p.name for p in self._provider_objs]
+
+    def assignment(self) -> dict[str, str]:
+        """``{node name: provider name}`` for every step of the plan."""
+        return {st.spec.name: st.provider for st in self._plan.steps}
+
+    def describe_partition(self) -> str:
+        """A readable table: each node, its op type and the provider that runs it."""
+        return assignment_table([(st.spec.name, st.spec.op_type, st.provider) for st in self._plan.steps])
+
+    @property
+    def plan(self) -> Plan:
+        """The session's plan (plain data; ``plan.to_dict()`` serialises it)."""
+        return self._plan
 
     # --- running --------------------------------------------------------------------------------
     def run(self, output_names: Optional[Sequence[str]], input_feed: Mapping[str, Any],
@@ -95,8 +123,7 @@ class InferenceSession:
             slots[s] = arr
         for name, arr in self._check_feeds(input_feed).items():
             slots[self._plan.slot_of[name]] = arr
-        with self._threads():
-            execute(self._plan, slots)
+        execute(self._bound, slots)
         out = [slots[self._plan.slot_of[n]] for n in names]
         # Never hand out the session's own initializer arrays: a caller could write into them.
         return [a.copy() if any(a is c for c in self._plan.constants.values()) else a for a in out]
@@ -154,31 +181,44 @@ def _check_feed(v: Value, arr: Any, symbols: dict[str, tuple[int, str]]) -> np.n
     return arr
 
 
-def _thread_pool(graph: Graph) -> Callable:
-    """The context each run executes in: with the helper thread of course/ops/_parallel.py when
-    the model has convolutions (their GEMMs and depthwise loops are split over two threads)."""
-    from course.ops import _blas
+def _mark_layouts(graph: Graph, owner: Mapping[int, ExecutionProvider]) -> None:
+    """Run the layout pass: channels last between convolutions whose provider writes NHWC. A node
+    of an isolated provider (someone's own kernel) is never marked and never handed a
+    channels-last input, so it sees NCHW tensors as the ONNX model describes them."""
+    from course.passes.mark_channels_last import MarkChannelsLast, reads_any_layout
 
-    if _blas.available() and any(n.op_type in ("Conv", "FusedConv") for n in graph.nodes):
-        from course.ops import _parallel  # imports numba
+    def eligible(node) -> bool:
+        return "NHWC" in owner[id(node)].layouts
 
-        return _parallel.running
-    return contextlib.nullcontext
+    def any_layout(node) -> bool:
+        return reads_any_layout(node) and not owner[id(node)].isolated
 
-
-def _check_providers(providers) -> list[str]:
-    if providers is None:
-        return list(PROVIDERS)
-    names = [p[0] if isinstance(p, tuple) else p for p in providers]
-    bad = [p for p in names if p not in PROVIDERS]
-    if bad or not names:
-        raise ValueError(f"unavailable execution provider(s) {bad or names}; available: {PROVIDERS}")
-    return names
+    MarkChannelsLast(eligible, any_layout=any_layout).call(graph)
 
 
-def _check_custom(custom: Optional[dict[str, Callable]]) -> dict[str, Callable]:
-    if not custom:
-        return {}
+def _resolve_providers(providers, custom_kernels) -> list[ExecutionProvider]:
+    """Provider objects, in order, from names / (name, options) pairs / objects; custom_kernels
+    become a KernelProvider listed first; the reference provider is appended when missing, so
+    every op the engine defines has a kernel (onnxruntime appends its CPU provider likewise)."""
+    given = list(PROVIDERS if providers is None else providers)
+    if not given:
+        raise ValueError(f"no execution provider given; available: {_providers.available_providers()}")
+    objs = [_providers.make(p) for p in given]
+    if not any(isinstance(p, ReferenceExecutionProvider) for p in objs):
+        objs.append(ReferenceExecutionProvider())  # the fallback, as onnxruntime appends its CPU provider
+    if custom_kernels:
+        objs.insert(0, KernelProvider(_check_custom(custom_kernels)))
+    names = [p.name for p in objs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"execution provider(s) {dup} listed twice")
+    for p in objs:
+        for op in p.schemas():
+            registry.add_schema(op)
+    return objs
+
+
+def _check_custom(custom: dict[str, Callable]) -> dict[str, Callable]:
     known = set(registry.supported_ops())
     for op_type, fn in custom.items():
         if op_type not in known:

@@ -1,15 +1,14 @@
 """Direct ``cblas_?gemm`` calls into the BLAS numpy itself uses, for what ``np.matmul`` cannot say.
 
 ``np.matmul`` always overwrites its output and needs each operand to be one array. A convolution
-done as nine shifted GEMMs (course/ops/conv.py) wants two things more: accumulate into the output
-(``beta = 1``) and read the input through a strided 2-D window (a leading dimension larger than
-the row length). CBLAS takes both, so this module binds ``cblas_sgemm`` / ``cblas_dgemm`` of the
+done as nine shifted GEMMs (course/providers/cpu/conv.py) wants two things more: accumulate into
+the output (``beta = 1``) and read the input through a strided 2-D window (a leading dimension
+larger than the row length). CBLAS takes both, so this module binds ``cblas_sgemm`` / ``cblas_dgemm`` of the
 OpenBLAS shipped inside numpy's wheel (found by threadpoolctl, loaded with ctypes; the library is
 already in the process, so nothing new is loaded and its thread pool is numpy's).
 
 ``available()`` is False when numpy was built against another BLAS (conda's MKL, Accelerate...);
-callers then keep their numpy route, so results stay correct everywhere and only the speed-up is
-lost.
+the CPU provider then claims no node that needs a GEMM, and the reference runs those.
 """
 from __future__ import annotations
 
@@ -76,10 +75,10 @@ def set_threads(n: int) -> Optional[int]:
 @lru_cache(maxsize=1)
 def sgemm_address() -> tuple[int, bool]:
     """(address of cblas_sgemm, whether its integers are 64-bit) for compiled callers
-    (course/ops/_parallel.py)."""
+    (course/providers/cpu/gemm.py)."""
     fns = _bind()
     if fns is None:
-        raise RuntimeError("no CBLAS gemm found in numpy's BLAS; check course.ops._blas.available() first")
+        raise RuntimeError("no CBLAS gemm in numpy's BLAS; check course.providers.cpu.blas.available() first")
     return ctypes.cast(fns[np.dtype(np.float32)], ctypes.c_void_p).value, fns["ilp64"]
 
 
@@ -99,24 +98,3 @@ def ld(a: np.ndarray) -> int:
     if col_step != a.itemsize or step % a.itemsize or step < cols * a.itemsize:
         raise ValueError(f"operand with strides {a.strides} is not a row-major 2-D window")
     return max(step // a.itemsize, 1)
-
-
-def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float = 0.0) -> np.ndarray:
-    """``c = a @ b + beta * c`` in place; a (M, K), b (K, N), c (M, N) share a float dtype and each
-    has unit stride along its rows (any row stride: windows into larger arrays are fine)."""
-    fns = _bind()
-    if fns is None:
-        raise RuntimeError("no CBLAS gemm found in numpy's BLAS; check course.ops._blas.available() first")
-    (m, k), (k2, n) = a.shape, b.shape
-    if k2 != k or c.shape != (m, n) or not (a.dtype == b.dtype == c.dtype) or c.dtype not in (np.float32, np.float64):
-        raise ValueError(f"gemm: {a.shape}{a.dtype} @ {b.shape}{b.dtype} -> {c.shape}{c.dtype} does not fit")
-    if not c.flags.writeable:
-        raise ValueError("gemm: output is read-only")
-    if m == 0 or n == 0:
-        return c
-    if k == 0:
-        c *= beta
-        return c
-    fns[c.dtype](_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, ld(a), b.ctypes.data,
-                 ld(b), beta, c.ctypes.data, ld(c))
-    return c

@@ -1,0 +1,94 @@
+"""The execution-provider interface: what a provider says about the nodes it can run.
+
+A session partitions its graph over an ordered list of providers (onnxruntime's model): each
+node goes to the first provider that ``claims`` it; the reference provider claims every op the
+engine defines, so the rest falls back to it. The plan records, per step, the provider's name and
+a :class:`NodeSpec` (plain data), and a provider turns a spec into a callable with ``kernel``
+when the plan is bound -- at session creation, or when a saved plan is loaded.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, ContextManager, Optional
+
+import numpy as np
+
+from course.ir.types import Shape
+
+
+@dataclass
+class NodeSpec:
+    """Everything a kernel may know about its node, as plain data (no Node, no Graph).
+
+    ``attrs`` are the node's attributes with the schema's defaults filled in (plus
+    ``_num_outputs`` for ops that ask for it); ``inputs``/``outputs`` are (dtype, shape) per
+    slot, ``None`` for an omitted optional one; ``marks`` are what graph passes noted for the
+    providers (``{"layout": "NHWC"}``: make this output channels last), never seen by the
+    reference."""
+
+    name: str
+    op_type: str
+    domain: str
+    opset: int
+    attrs: dict[str, Any]
+    inputs: list[Optional[tuple[np.dtype, Shape]]]
+    outputs: list[Optional[tuple[np.dtype, Shape]]]
+    marks: dict[str, Any] = field(default_factory=dict)
+    constant_inputs: tuple[int, ...] = ()  # indices of inputs that are initializers (weights)
+
+    def input_dtype(self, i: int) -> Optional[np.dtype]:
+        t = self.inputs[i] if i < len(self.inputs) else None
+        return None if t is None else t[0]
+
+    def input_shape(self, i: int) -> Shape:
+        t = self.inputs[i] if i < len(self.inputs) else None
+        return None if t is None else t[1]
+
+
+Kernel = Callable[..., Any]  # kernel(*inputs) -> array or tuple of arrays, as Op.compute returns
+
+
+class ExecutionProvider:
+    """Base class. Subclasses set ``name`` and override ``claims`` and ``kernel``."""
+
+    name: str = ""
+    # True for providers whose kernels are someone else's code (a learner's): while one of their
+    # kernels runs, the session pauses every other provider (``paused``), so nothing of ours
+    # competes with it for the CPU or changes its BLAS threads.
+    isolated: bool = False
+    # Layouts its kernels can write besides NCHW, when a pass marks a node so ("NHWC"): the
+    # session lets the layout pass mark only nodes of providers that list the layout.
+    layouts: frozenset = frozenset()
+
+    def claims(self, spec: NodeSpec) -> bool:
+        """True when this provider runs the node (decided once, at partitioning)."""
+        return False
+
+    def kernel(self, spec: NodeSpec) -> Kernel:
+        """A function of the node's inputs only (attributes bound) returning what the op's
+        reference ``compute(*inputs, **spec.attrs)`` returns, within the dtype's tolerance."""
+        raise NotImplementedError(f"{type(self).__name__}.kernel")
+
+    def running(self) -> ContextManager:
+        """Entered around each run of a plan that has steps on this provider (the CPU provider
+        starts its helper thread here). Default: nothing."""
+        return contextlib.nullcontext()
+
+    def paused(self) -> ContextManager:
+        """Entered around each step of an ``isolated`` provider while this one is ``running``
+        (the CPU provider parks its helper thread and gives BLAS its threads back). Default:
+        nothing."""
+        return contextlib.nullcontext()
+
+    def allocate(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """Memory for one tensor this provider's kernels write (host memory by default)."""
+        return np.empty(shape, dtype=dtype)
+
+    def schemas(self) -> list[type]:
+        """Op classes (schema + compute) this provider adds to the engine: custom ops the
+        engine lacks. Registered before the graph's types are inferred. Default: none."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

@@ -1,0 +1,162 @@
+"""Conv and FusedConv, float32, 2-D: the general path of the CPU provider's convolution kernel.
+
+``conv2d`` checks what it is given, picks a route from routes.CONV_ROUTES and runs it; anything
+it does not take (another dtype, a broadcast residual, a geometry that does not fit) goes to the
+reference op, which also raises the reference's errors. The routes run per image as one job
+each, with FusedConv's epilogue (bias, residual, activation) inside the job's bands where the
+route allows, else as one pass afterwards. ``channels_last`` (a node marked NHWC by the
+MarkChannelsLast pass): a 1x1 convolution then writes its output as an (N, C, H, W) view of an
+(N, H, W, C) array, what the channels-last depthwise kernel reads; a depthwise output follows
+its input's layout; other routes write NCHW.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from course.providers.cpu import blas
+from course.providers.cpu.depthwise import depthwise_conv2d
+from course.providers.cpu.epilogue import ACT_PARAMS, activate_inplace, epilogue
+from course.providers.cpu.gemm import gemm_sum
+from course.providers.cpu.geometry import Window, flat_taps, window_of
+from course.providers.cpu.im2col import im2col_gemm
+from course.providers.cpu.routes import ConvCase, conv_route
+from course.providers.cpu.weights import channel_major, rows, tap_major, winograd
+from course.providers.cpu.winograd import winograd3x3
+
+
+def _takes(x, w, b, z, attrs, activation, params) -> bool:
+    """Whether the routes take these operands (else the reference runs them)."""
+    group = attrs.get("group", 1)
+    ks = attrs.get("kernel_shape")
+    return (x.dtype == w.dtype == np.float32 and x.ndim == w.ndim == 4 and x.shape[1] == w.shape[1] * group
+            and w.shape[0] % group == 0 and (ks is None or tuple(ks) == w.shape[2:])
+            and (b is None or (b.dtype == np.float32 and b.shape == (w.shape[0],)))
+            and (z is None or z.dtype == np.float32) and ACT_PARAMS.get(activation) == len(params or ()))
+
+
+def conv2d(x, w, b=None, z=None, *, attrs: dict, activation="Identity", params=(), channels_last=False,
+           reference=None):
+    """``activation(Conv(x, w, b) + z)``, what FusedConv's (and with no z, Identity, Conv's)
+    reference returns; ``attrs`` the node's convolution attributes."""
+    if not _takes(x, w, b, z, attrs, activation, params):
+        return reference(x, w, b, z)
+    win = window_of(x.shape[2:], w.shape[2:], attrs)
+    out_shape = (x.shape[0], w.shape[0]) + win.out
+    if min(win.out) < 1 or (z is not None and z.shape != out_shape):
+        return reference(x, w, b, z)  # the reference raises, or broadcasts the residual
+    case = ConvCase(x.shape[1], w.shape[0], attrs.get("group", 1), w.shape, win, blas.available())
+    route = conv_route(case)
+    if route == "reference":
+        return reference(x, w, b, z)
+    post = None if b is None and z is None and activation == "Identity" else (b, z, activation, tuple(params))
+    return ROUTES[route](x, w, win, post, channels_last)
+
+
+def _depthwise(x, w, win: Window, post, channels_last):
+    """The compiled 3x3 depthwise kernel, bias and activation in its inner loop; a residual
+    afterwards (in one pass on an NCHW output)."""
+    b, z, activation, params = post if post is not None else (None, None, "Identity", ())
+    if z is None:
+        return depthwise_conv2d(x, w, b, win, activation, params)
+    y = depthwise_conv2d(x, w, b, win)
+    if y.flags.c_contiguous:
+        return epilogue(y, None, activation, params, z)
+    return activate_inplace(np.add(y, z), activation, params)
+
+
+def _winograd(x, w, win: Window, post, channels_last):
+    """Winograd F(2x2, 3x3) per image, the weights transformed once."""
+    n, m = x.shape[0], w.shape[0]
+    y = np.empty((n, m, win.pixels), dtype=np.float32)
+    bias, z, act = epilogue_operands(post, y.shape)
+    u = winograd(w)
+    for i in range(n):
+        winograd3x3(np.ascontiguousarray(x[i]), u, win, y[i], bias=bias, z=None if z is None else z[i], act=act)
+    return y.reshape((n, m) + win.out)
+
+
+def _im2col(x, w, win: Window, post, channels_last):
+    """W (M, C*KH*KW) @ im2col(x) per image, the im2col matrix made inside the job."""
+    n, m = x.shape[0], w.shape[0]
+    y = np.empty((n, m, win.pixels), dtype=np.float32)
+    bias, z, act = epilogue_operands(post, y.shape)
+    wm = rows(w)
+    for i in range(n):
+        im2col_gemm(np.ascontiguousarray(x[i]), wm, win, y[i], bias=bias, z=None if z is None else z[i], act=act)
+    return y.reshape((n, m) + win.out)
+
+
+def _pointwise(x, w, win: Window, post, channels_last):
+    """A 1x1 convolution: W (M, C) @ X (C, P) per image, X read in either layout (a transposed
+    GEMM operand when channels last); channels last out when the node is marked so."""
+    if win.padded:
+        (pt, pl), (pb, pr) = win.pads_begin, win.pads_end
+        x = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    n, c = x.shape[:2]
+    xs = x.reshape(n, c, win.pixels)
+    if xs.strides[2] != xs.itemsize and xs.strides[1] != xs.itemsize:  # neither NCHW nor NHWC rows
+        xs = np.ascontiguousarray(xs)
+    if channels_last:
+        return _pointwise_channels_last(xs, w, win, post)
+    m = w.shape[0]
+    y = np.empty((n, m, win.pixels), dtype=np.float32)
+    pooled_gemms(np.ascontiguousarray(w.reshape(1, m, c)), [xs], y, post)
+    return y.reshape((n, m) + win.out)
+
+
+def _pointwise_channels_last(xs, w, win: Window, post):
+    """Y.T (P, M) = X.T (P, C) @ W.T (C, M) per image: the bias one per column, a residual read
+    channels last (copied to that layout if it is not). Returns (N, M, OH, OW), a view."""
+    n, c, p = xs.shape
+    m = w.shape[0]
+    y = np.empty((n,) + win.out + (m,), dtype=np.float32)
+    yt = y.reshape(n, p, m)
+    bias, z, act = epilogue_operands(post, yt.shape, channels_last=True)
+    wt = channel_major(w)
+    for i in range(n):
+        gemm_sum(xs[i].T[None], [wt], yt[i], bias=bias, z=None if z is None else z[i], act=act, bias_axis=1)
+    return y.transpose(0, 3, 1, 2)
+
+
+def _taps(x, w, win: Window, post, channels_last):
+    """One accumulating GEMM per kernel tap over shifted windows of the padded input, no im2col
+    buffer: Y_grid += W[:, :, i, j] @ tap(i, j) on an (OH, PW) grid, cropped at the end. The
+    epilogue runs in the GEMM's bands unless a residual would need the cropped layout."""
+    n, m = x.shape[0], w.shape[0]
+    (oh, ow) = win.out
+    taps, width = flat_taps(x, win)
+    grid = np.empty((n, m, oh * width), dtype=np.float32)
+    fused = post is not None and (post[1] is None or width == ow)
+    pooled_gemms(tap_major(w), taps, grid, post if fused else None)
+    y = grid.reshape((n, m, oh, width))
+    y = y if width == ow else np.ascontiguousarray(y[..., :ow])
+    if post is None or fused:
+        return y
+    b, z, activation, params = post
+    return epilogue(y, b, activation, params, z)
+
+
+ROUTES = {"depthwise": _depthwise, "winograd": _winograd, "im2col": _im2col, "pointwise": _pointwise,
+          "taps": _taps}
+
+
+def pooled_gemms(wt, taps, y, post):
+    """y[i] = sum_t wt[t] @ taps[t][i] per image by gemm_sum, ``post`` fused in; wt (T, M, K),
+    taps[t] (N, K, P) with row-major images, y (N, M, P) contiguous."""
+    bias, z, act = epilogue_operands(post, y.shape)
+    for i in range(y.shape[0]):
+        gemm_sum(wt, [view[i] for view in taps], y[i], bias=bias, z=None if z is None else z[i], act=act)
+
+
+def epilogue_operands(post, shape, channels_last=False):
+    """(bias, z, act) for the jobs from ``post`` = (b, z, activation, params), for an output of
+    ``shape`` (N, M, P), or (N, P, M) with ``channels_last`` (z then read channels last: a view
+    if it is laid out that way, else a copy); all None without a post."""
+    if post is None:
+        return None, None, None
+    b, z, activation, params = post
+    m = shape[2] if channels_last else shape[1]
+    bias = None if b is None else np.ascontiguousarray(b, dtype=np.float32).reshape(m)
+    if z is not None:
+        z = np.ascontiguousarray(np.moveaxis(z, 1, -1) if channels_last else z, dtype=np.float32).reshape(shape)
+    return bias, z, (activation, params)

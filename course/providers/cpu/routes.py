@@ -1,0 +1,116 @@
+"""Which kernel runs a node: the CPU provider's claims and its convolution routes, as tables.
+
+Plain Python (no numba): the session asks ``claims`` while it partitions, before any kernel is
+made. A convolution's route depends on its geometry only, so it is one small table read top to
+bottom, the first route whose condition holds wins; why each condition is what it is is said
+beside it, and the measurements behind the thresholds are in docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from course.providers.cpu.geometry import Window
+
+WINOGRAD_MIN_PIXELS = 196  # output pixels per plane; on 7x7 planes its 16 GEMMs are too thin
+WINOGRAD_MAX_SCRATCH = 64 << 20  # bytes of transformed tiles; beyond, routes that need none win
+TAPS_MIN_CHANNELS = 16  # the shifted GEMMs need this many input channels to run BLAS at speed
+TAPS_MIN_PIXELS = 196  # ... and this many output pixels per tap
+GEMM_MIN_MACS = 1 << 18  # a Gemm node below this costs more as a job than the second thread saves
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    """What the route of a 2-D convolution depends on."""
+
+    c: int  # input channels
+    m: int  # output channels
+    group: int
+    w_shape: tuple
+    win: Window
+    blas: bool  # numpy's BLAS can be called directly (blas.available())
+
+    @property
+    def depthwise(self) -> bool:
+        return self.group == self.c == self.m and tuple(self.w_shape[1:]) == (1, 3, 3)
+
+    @property
+    def taps_fit(self) -> bool:
+        return self.c >= TAPS_MIN_CHANNELS and self.win.pixels >= TAPS_MIN_PIXELS
+
+
+def winograd_fits(case: ConvCase) -> bool:
+    """Winograd F(2x2, 3x3) pays from WINOGRAD_MIN_PIXELS output pixels per plane, while its 16
+    transformed tiles per input and output channel stay within WINOGRAD_MAX_SCRATCH."""
+    out = case.win.out
+    tiles = -(-out[0] // 2) * -(-out[1] // 2)
+    return out[0] * out[1] >= WINOGRAD_MIN_PIXELS and 16 * tiles * (case.c + case.m) * 4 <= WINOGRAD_MAX_SCRATCH
+
+
+CONV_ROUTES = (  # (route, condition): the first that holds wins
+    # group == C == M, 3x3: the compiled depthwise kernel, NCHW or channels last
+    ("depthwise", lambda g: g.depthwise),
+    # other grouped convolutions, or no BLAS to call: the reference's
+    ("reference", lambda g: g.group != 1 or not g.blas),
+    # stride 1, 3x3, undilated, big enough planes: Winograd, 2.25x fewer multiplications
+    ("winograd", lambda g: g.win.kernel == (3, 3) and not g.win.strided and g.win.dilations == (1, 1)
+     and winograd_fits(g)),
+    # 1x1, stride 1: one plain GEMM per image (a padded one only where shifted GEMMs would run)
+    ("pointwise", lambda g: g.win.kernel == (1, 1) and not g.win.strided
+     and (not g.win.padded or (g.taps_fit and g.win.pixels >= 2 * g.m))),
+    # strided (the shifted GEMMs would read stride phases copied out first), few pixels for
+    # the channels (split by output channels), or too small for the shifted GEMMs: im2col in
+    # cache-sized blocks inside the job
+    ("im2col", lambda g: g.win.strided or g.win.pixels < 2 * g.m or not g.taps_fit),
+    # the rest: one accumulating GEMM per kernel tap over shifted windows, no im2col buffer
+    ("taps", lambda g: True),
+)
+
+
+def conv_route(case: ConvCase) -> str:
+    """The name of the first route of CONV_ROUTES whose condition holds for ``case``."""
+    return next(name for name, applies in CONV_ROUTES if applies(case))
+
+
+def _static(shape) -> bool:
+    return shape is not None and all(isinstance(d, int) for d in shape)
+
+
+def claims_conv(spec, blas_ok: bool) -> bool:
+    """Conv and FusedConv: float32, 2-D, W's shape known, and a route of our own (depthwise 3x3,
+    or group 1 with BLAS); a FusedConv residual must have the output's shape (no broadcasting)."""
+    x, w = spec.input_shape(0), spec.input_shape(1)
+    dtypes = [spec.input_dtype(i) for i in range(len(spec.inputs)) if spec.inputs[i] is not None]
+    if any(d != np.float32 for d in dtypes) or x is None or len(x) != 4 or not _static(w) or len(w) != 4:
+        return False
+    if spec.op_type == "FusedConv" and len(spec.inputs) > 3 and spec.inputs[3] is not None:
+        out = spec.outputs[0][1] if spec.outputs and spec.outputs[0] is not None else None
+        if out is None or tuple(spec.input_shape(3)) != tuple(out):
+            return False
+    group = spec.attrs.get("group", 1)
+    depthwise = isinstance(x[1], int) and group == x[1] == w[0] and tuple(w[1:]) == (1, 3, 3)
+    return depthwise or (group == 1 and blas_ok)
+
+
+def claims_max_pool(spec) -> bool:
+    """MaxPool with a 3x3 window over a float32 4-D input, without the Indices output."""
+    x = spec.input_shape(0)
+    outputs = [o for o in spec.outputs if o is not None]
+    return (spec.input_dtype(0) == np.float32 and x is not None and len(x) == 4
+            and tuple(spec.attrs.get("kernel_shape") or ()) == (3, 3)
+            and spec.attrs.get("_num_outputs", len(outputs)) == 1 and len(outputs) == 1)
+
+
+def claims_gemm(spec, blas_ok: bool) -> bool:
+    """Gemm of float32 matrices with at least GEMM_MIN_MACS multiply-adds (an unknown batch
+    counted as 1): a classifier head."""
+    a, b = spec.input_shape(0), spec.input_shape(1)
+    if (not blas_ok or spec.input_dtype(0) != np.float32 or spec.input_dtype(1) != np.float32
+            or a is None or b is None or len(a) != 2 or len(b) != 2):
+        return False
+    ta, tb = spec.attrs.get("transA", 0), spec.attrs.get("transB", 0)
+    m, k = (a[1], a[0]) if ta else (a[0], a[1])
+    n = b[0] if tb else b[1]
+    known = [d if isinstance(d, int) else 1 for d in (m, k, n)]
+    return known[0] * known[1] * known[2] >= GEMM_MIN_MACS
