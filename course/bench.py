@@ -203,9 +203,9 @@ def bench_model(name: str, model, *, repeat: int = 20, warmup: int = 3, threads:
         ref = ReferenceEvaluator(model)
         runs["reference"] = lambda: ref.run(None, feed)
         repeats["reference"], warmups["reference"] = max(1, reference_repeat), 0
-        ours_ref = course.InferenceSession(model, providers=["ReferenceExecutionProvider"])
-        runs["ours_ref"] = lambda: ours_ref.run(None, feed)
-        repeats["ours_ref"], warmups["ours_ref"] = max(1, reference_repeat), 1
+    ours_ref = course.InferenceSession(model, providers=["ReferenceExecutionProvider"])
+    runs["ours_ref"] = lambda: ours_ref.run(None, feed)
+    repeats["ours_ref"], warmups["ours_ref"] = max(1, reference_repeat), 1
     for key, sec in interleaved_medians(runs, repeats, warmups).items():
         row.ms[key] = 1e3 * sec
     return row

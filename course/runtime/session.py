@@ -108,6 +108,15 @@ class InferenceSession:
         """A readable table: each node, its op type and the provider that runs it."""
         return assignment_table([(st.spec.name, st.spec.op_type, st.provider) for st in self._plan.steps])
 
+    def memory_report(self, strategy: str = "best") -> dict:
+        """How the plan's intermediates would pack into one arena (course.memory): at least
+        ``arena_bytes``, ``lower_bound_bytes``, ``naive_bytes``, ``strategy`` and per-tensor
+        ``offsets``. Planned from the plan's static shapes; the run itself still allocates per
+        tensor (arena execution is lesson 09's plug-in)."""
+        from course.memory import memory_report
+
+        return memory_report(self._plan, strategy=strategy)
+
     @property
     def plan(self) -> Plan:
         """The session's plan (plain data; ``plan.to_dict()`` serialises it)."""
