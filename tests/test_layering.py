@@ -73,6 +73,7 @@ LAYERS = {
     "providers": {"ir", "ops", "passes"},
     "memory": {"ir", "ops", "containers", "tensor"},
     "runtime": {"ir", "ops", "passes", "providers", "memory"},
+    "quant": {"ir", "ops", "passes", "runtime"},  # runtime only lazily, to run calibration
 }
 
 

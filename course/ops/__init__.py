@@ -24,6 +24,7 @@ from course.ops import (  # noqa: F401
     pad,
     pool,
     quant_dequantize,
+    quant_dynamic,
     quant_integer,
     quant_linear,
     quant_qlinear,
