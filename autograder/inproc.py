@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import linecache
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ class InprocResult:
     errors: dict[str, str] = field(default_factory=dict)  # non-test cell id -> error line
     stderr: dict[str, str] = field(default_factory=dict)  # test id -> what it wrote to stderr (if any)
     cpu_seconds: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)  # cell id -> wall-clock seconds
     namespace: dict = field(default_factory=dict, repr=False)  # the notebook's globals afterwards
 
     def failed(self) -> list[str]:
@@ -79,14 +82,22 @@ def run_notebook(path: Path | str, replace: dict[str, str] | None = None,
         src = "\n".join(re.sub(r"^(\s*)[%!].*$", r"\1pass", l) if _MAGIC.match(l) else l
                         for l in src.splitlines())
         err, errsink = None, io.StringIO()
+        filename = f"<cell {cid}>"
+        # as IPython does: the cell's source is findable, so inspect.getsource works on its functions
+        linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+        started = time.perf_counter()
         try:
             with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(errsink):
-                exec(compile(src, f"<cell {cid}>", "exec"), ns)
+                exec(compile(src, filename, "exec"), ns)
         except BaseException as e:  # noqa: BLE001 - a failing cell is data here
             if isinstance(e, KeyboardInterrupt):
                 raise
             first = (str(e).splitlines() or [""])[0]
             err = f"{type(e).__name__}: {first}"
+        result.seconds[cid] = time.perf_counter() - started
+        grading = sys.modules.get("course.grading")
+        if grading is not None:
+            grading.reset()  # as the post-cell hook does in a kernel: no trap outlives its cell
         if cell_kind(cell) == "test":
             result.tests[cid] = err
             if errsink.getvalue():

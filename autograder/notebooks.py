@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,7 +197,38 @@ def merge(source_nb, learner_nb) -> tuple[nbformat.NotebookNode, list[str]]:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     _dedupe_ids(merged)
-    return merged, notes
+    return merged, notes + reference_notes(source_nb, answers)
+
+
+_GUARD_CALL = re.compile(r"""_begin\(\s*["'](?P<lesson>\d\d_\w+)["']""")
+
+
+def lesson_of(source_nb) -> str | None:
+    """The lesson a source notebook's test cells name when they start their guard."""
+    for cell in source_nb.cells:
+        if cell_kind(cell) == "test":
+            m = _GUARD_CALL.search(_source_text(cell))
+            if m:
+                return m["lesson"]
+    return None
+
+
+def reference_notes(source_nb, answers: dict[str, str]) -> list[str]:
+    """Feedback for answer cells that import the reference their exercise must not use."""
+    lesson = lesson_of(source_nb)
+    if lesson is None:
+        return []
+    try:
+        from course.grading import flagged_imports
+    except ImportError:  # a course without the guard: nothing to flag
+        return []
+    notes = []
+    for exercise, code in answers.items():
+        names = flagged_imports(lesson, exercise, code)
+        if names:
+            notes.append(f"answer cell {exercise} imports {', '.join(names)}: that is the reference "
+                         "this exercise asks you to write yourself, and it earns no points")
+    return notes
 
 
 def _dedupe_ids(nb) -> None:

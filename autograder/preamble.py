@@ -21,3 +21,14 @@ def _ag_showwarning(message, category, filename, lineno, file=None, line=None):
 
 _ag_warnings.showwarning = _ag_showwarning
 del _ag_mod, _ag_warnings
+
+# The graded tests' guard (course/grading.py) keeps copies of numpy, course.testing and a few
+# builtins taken now, before the notebook's first cell: what learner code patches later is undone
+# at the start of every test cell. A course without the guard grades as before.
+try:
+    import course.grading as _ag_grading  # noqa: F401
+    import course.testing as _ag_testing  # noqa: F401
+    _ag_grading._snapshot_new()
+    del _ag_grading, _ag_testing
+except ImportError:
+    pass

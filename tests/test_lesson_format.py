@@ -36,8 +36,9 @@ def test_graded_lesson_has_enough_exercises_and_points(lesson):
     assert points >= 40, f"{lesson}: {points} points"
 
 
-@pytest.mark.parametrize("lesson", GRADED)
+@pytest.mark.parametrize("lesson", LAYOUT.lessons())
 def test_solution_passes_its_tests_quietly_and_fast(lesson):
+    """Every solution notebook, lesson 00 included, runs top to bottom with no error."""
     res = run_notebook(LAYOUT.source_notebook(lesson))
     assert not res.errors, f"cells failed: {res.errors}"
     assert res.failed() == [], f"tests failed on the solution: { {t: res.tests[t] for t in res.failed()} }"

@@ -33,7 +33,8 @@ def test_setup_and_plug_in(lesson):
     setup = "\n".join(c.source for c in cells if cell_kind(c) == "setup")
     assert "NumbaPerformanceWarning" in setup, "the setup must silence Numba's small-grid warnings"
     sources = "\n".join(c.source for c in cells)
-    assert "custom_kernels=" in sources, "the plug-it-in cell must run the learner's kernel in the engine"
+    assert "providers=[KernelProvider(" in sources or "mine = KernelProvider(" in sources, \
+        "the plug-it-in cell must run the learner's kernel in the engine through a KernelProvider"
 
 
 def _trace(kernel, grid, block, *args):
