@@ -172,3 +172,6 @@ RULES: dict[str, dict[str, Rule]] = {
 def exercise_number(lesson: str, exercise: str) -> int:
     """1-based position of ``exercise`` in its lesson (the order of the answer cells)."""
     return list(RULES[lesson]).index(exercise) + 1
+
+
+# Lessons 07 onward: one statement each, ``RULES["NN_name"] = {...}``, appended below in lesson order.
