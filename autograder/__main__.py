@@ -1,4 +1,4 @@
-"""``python -m autograder build|grade|autograde|check`` — see docs/instructors.md."""
+"""``python -m autograder build|grade|autograde|check|release`` — see docs/instructors.md."""
 from __future__ import annotations
 
 import argparse
@@ -30,6 +30,18 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--course-dir", type=Path, help="work folder (default: <root>/work)")
     a.add_argument("--timeout", type=int, help="wall-clock limit per student (s)")
     a.add_argument("--cell-timeout", type=int, help="limit per cell (s)")
+    a.add_argument("--workers", type=int, default=1,
+                   help="students graded at once: local processes, or Dask workers with --dask")
+    a.add_argument("--dask", action="store_true",
+                   help="grade on Dask distributed (an embedded local cluster of --workers workers)")
+    a.add_argument("--scheduler", metavar="ADDRESS",
+                   help="grade on an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (implies --dask)")
+
+    r = sub.add_parser("release", help="write a class distribution: lessons, package, visible tests only")
+    r.add_argument("dest", type=Path, metavar="DIR")
+    r.add_argument("lessons", nargs="*", metavar="LESSON", help="default: every lesson")
+    r.add_argument("--repo", help="git URL the class distribution will be pushed to (for Colab)")
+    r.add_argument("--force", action="store_true", help="replace DIR if it exists")
 
     c = sub.add_parser("check", help="instructor gate: solutions full marks, lessons 0, build fresh")
     c.add_argument("lessons", nargs="*", metavar="LESSON")
@@ -67,7 +79,12 @@ def main(argv: list[str] | None = None) -> int:
 
             limits = Limits.from_env(submission_timeout=args.timeout, cell_timeout=args.cell_timeout)
             lesson = layout.resolve([args.lesson])[0]
-            return autograde_class(layout, args.submissions, lesson, args.course_dir, limits)
+            return autograde_class(layout, args.submissions, lesson, args.course_dir, limits,
+                                   workers=max(1, args.workers), dask=args.dask, scheduler=args.scheduler)
+        if args.command == "release":
+            from autograder.release import release
+
+            return release(layout, args.dest, layout.resolve(args.lessons), repo=args.repo, force=args.force)
         if args.command == "check":
             from autograder.check import check_lessons
 

@@ -2,45 +2,28 @@
 
 Layout in: ``SUBMISSIONS/<student>/<lesson>/*.ipynb``. Out, in the work folder (``<root>/work`` or
 ``--course-dir``): nbgrader's ``submitted/``, ``autograded/``, ``feedback/``, ``gradebook.db`` and
-``grades-<lesson>.csv``. Each student runs in a process of their own under a wall-clock limit, so
-one broken or hostile notebook never stops the others, and everyone gets a score and a feedback page.
+``grades-<lesson>.csv``. Each student runs in a process of their own, in a sandbox, under a
+wall-clock limit, so one broken or hostile notebook never stops the others, and everyone gets a
+score and a feedback page. This module is the coordinator: it reads and merges the notebooks,
+hands self-contained jobs (``classjob``) to an engine (``engines``: serial, ``--workers N`` local
+processes, or Dask) and is the only writer of the work folder and nbgrader's gradebook.
 """
 from __future__ import annotations
 
 import csv
 import shutil
 import sys
-from dataclasses import dataclass, field
+import time
 from pathlib import Path
 
 import nbformat
 
-from autograder.execute import mark_unfinished
-from autograder.feedback import write_feedback
-from autograder.isolate import run_limited
+from autograder.classjob import Job, JobResult, lesson_assets
+from autograder.engines import Progress, run_jobs
 from autograder.layout import Layout
 from autograder.nbconfig import course_config, quiet_logger
-from autograder.nbgrader_steps import PROGRESS_ENV
 from autograder.notebooks import UnreadableNotebook, merge, read_learner_notebook, source_info
-from autograder.scoring import TestResult, score_tests
-from autograder.settings import Limits, kernel_env
-
-
-@dataclass
-class StudentResult:
-    student: str
-    tests: list[TestResult]
-    feedback: Path
-    problem: str = ""           # why nbgrader could not grade it (empty: graded by nbgrader)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def score(self) -> float:
-        return float(sum(t.score for t in self.tests))
-
-    @property
-    def max_score(self) -> float:
-        return float(sum(t.points for t in self.tests))
+from autograder.settings import Limits
 
 
 def register_lesson(layout: Layout, lesson: str, work: Path) -> None:
@@ -76,99 +59,100 @@ def _student_ids(submissions: Path) -> list[str]:
                   if p.is_dir() and not p.name.startswith((".", "_")))
 
 
-def grade_student(layout: Layout, lesson: str, student: str, submitted_nb: Path | None,
-                  work: Path, limits: Limits) -> StudentResult:
-    info = source_info(nbformat.read(str(layout.source_notebook(lesson)), as_version=4))
-    feedback = work / "feedback" / student / lesson / f"{lesson}.html"
-    if feedback.exists():
-        feedback.unlink()
-    zero = [TestResult(t, p, 0.0, "not graded") for t, p in info.tests.items()]
+def make_job(layout: Layout, lesson: str, student: str, submitted_nb: Path | None, work: Path,
+             limits: Limits, source: str, assets: dict[str, bytes], hide: list[Path]) -> Job:
+    """Read and merge one student's notebook (here, on the coordinator) into a self-contained job;
+    what was graded is kept in ``work/submitted``."""
+    job = Job(lesson, student, source, assets, None, limits=limits.to_json(), hide=[str(h) for h in hide])
     if submitted_nb is None:
-        return _fallback(student, lesson, zero, feedback, f"no notebook found in {student}/{lesson}/")
+        job.problem = f"no notebook found in {student}/{lesson}/"
+        return job
     try:
         learner = read_learner_notebook(submitted_nb)
     except UnreadableNotebook as e:
-        return _fallback(student, lesson, zero, feedback, str(e))
-    merged, notes = merge(info.nb, learner)
+        job.problem = str(e)
+        return job
+    merged, job.notes = merge(nbformat.reads(source, as_version=4), learner)
+    job.notebook = nbformat.writes(merged)
     dest = work / "submitted" / student / lesson
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    nbformat.write(merged, str(dest / f"{lesson}.ipynb"))
-
-    progress = work / ".progress" / f"{student}-{lesson}.ipynb"
-    progress.parent.mkdir(parents=True, exist_ok=True)
-    progress.unlink(missing_ok=True)
-    env = {**kernel_env(), PROGRESS_ENV: str(progress)}
-    cmd = [sys.executable, "-m", "autograder.classworker", str(layout.root), str(work), lesson, student]
-    outcome = run_limited(cmd, limits.submission_timeout, cwd=str(work), env=env)
-    if outcome.returncode == 0 and feedback.exists():
-        return StudentResult(student, _gradebook_tests(work, lesson, student, info), feedback, notes=notes)
-    # nbgrader did not finish: score what ran from the progress file, explain in our own page
-    problem = (f"it ran longer than {limits.submission_timeout} s and was stopped" if outcome.timed_out
-               else "the grader stopped with an error: " + _last_line(outcome.log))
-    tests = zero
-    if progress.exists():
-        try:
-            done = nbformat.read(str(progress), as_version=4)
-            mark_unfinished(done, "the notebook was stopped")
-            tests = score_tests(done, info)
-        except Exception:  # noqa: BLE001 - a torn progress file: nothing ran to completion
-            pass
-    return _fallback(student, lesson, tests, feedback, problem, notes)
+    (dest / f"{lesson}.ipynb").write_text(job.notebook, encoding="utf-8")
+    return job
 
 
-def _fallback(student, lesson, tests, feedback, problem, notes=()) -> StudentResult:
-    write_feedback(feedback, student, lesson, problem, tests, notes)
-    return StudentResult(student, tests, feedback, problem, list(notes))
-
-
-def _gradebook_tests(work: Path, lesson: str, student: str, info) -> list[TestResult]:
+def record(work: Path, lesson: str, result: JobResult) -> None:
+    """The coordinator's half of a result: feedback and executed notebook into the work folder,
+    and, when nbgrader graded it, the grades into the class gradebook by nbgrader's own
+    SaveAutoGrades step (the only writer of ``gradebook.db``)."""
+    feedback = work / "feedback" / result.student / lesson / f"{lesson}.html"
+    feedback.parent.mkdir(parents=True, exist_ok=True)
+    feedback.write_text(result.feedback, encoding="utf-8")
+    autograded = work / "autograded" / result.student / lesson
+    shutil.rmtree(autograded, ignore_errors=True)
+    if not result.graded_by_nbgrader:
+        return
+    autograded.mkdir(parents=True)
+    (autograded / f"{lesson}.ipynb").write_text(result.autograded, encoding="utf-8")
     from nbgrader.api import Gradebook
+    from nbgrader.preprocessors import SaveAutoGrades
 
-    with Gradebook(f"sqlite:///{work / 'gradebook.db'}") as gb:
-        nb = gb.find_submission_notebook(lesson, lesson, student)
-        got = {g.name: g for g in nb.grades}
-        tests = []
-        for tid, points in info.tests.items():
-            g = got.get(tid)
-            score = float(g.score) if g is not None and g.score is not None else 0.0
-            tests.append(TestResult(tid, points, score, "" if score == points else "failed (see feedback)"))
-        return tests
-
-
-def _last_line(text: str) -> str:
-    lines = [l for l in text.strip().splitlines() if l.strip()]
-    return lines[-1][:300] if lines else "no message"
+    db_url = f"sqlite:///{work / 'gradebook.db'}"
+    with Gradebook(db_url) as gb:
+        gb.update_or_create_student(result.student)
+        gb.update_or_create_submission(lesson, result.student)
+    resources = {"nbgrader": {"db_url": db_url, "assignment": lesson, "notebook": lesson,
+                              "student": result.student}}
+    step = SaveAutoGrades()
+    step.log = quiet_logger()
+    step.preprocess(nbformat.reads(result.autograded, as_version=4), resources)
 
 
-def write_csv(path: Path, results: list[StudentResult], test_ids: list[str]) -> None:
+def write_csv(path: Path, results: list[JobResult], test_ids: list[str]) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["student", "score", "max_score", *test_ids, "problem"])
         for r in results:
-            scores = {t.id: t.score for t in r.tests}
-            w.writerow([r.student, f"{r.score:g}", f"{r.max_score:g}",
+            scores = {tid: score for tid, _, score, _ in r.tests}
+            total, maximum = sum(t[2] for t in r.tests), sum(t[1] for t in r.tests)
+            w.writerow([r.student, f"{total:g}", f"{maximum:g}",
                         *[f"{scores.get(t, 0):g}" for t in test_ids], r.problem])
 
 
 def autograde_class(layout: Layout, submissions: Path, lesson: str, course_dir: Path | None,
-                    limits: Limits) -> int:
+                    limits: Limits, workers: int = 1, dask: bool = False,
+                    scheduler: str | None = None) -> int:
     if not submissions.is_dir():
         print(f"error: {submissions} is not a folder of <student>/{lesson}/ submissions", file=sys.stderr)
         return 2
     work = (course_dir or layout.root / "work").resolve()
     work.mkdir(parents=True, exist_ok=True)
     register_lesson(layout, lesson, work)
-    info = source_info(nbformat.read(str(layout.source_notebook(lesson)), as_version=4))
-    results = []
-    for student in _student_ids(submissions):
-        nb = pick_notebook(submissions / student / lesson, lesson)
-        r = grade_student(layout, lesson, student, nb, work, limits)
-        results.append(r)
+    source_path = layout.source_notebook(lesson)
+    source = source_path.read_text(encoding="utf-8")
+    info = source_info(nbformat.reads(source, as_version=4))
+    assets = lesson_assets(source_path.parent)
+    hide = [layout.root, work, submissions.resolve()]
+    students = _student_ids(submissions)
+    jobs = [make_job(layout, lesson, s, pick_notebook(submissions / s / lesson, lesson), work, limits,
+                     source, assets, hide) for s in students]
+    results: dict[str, JobResult] = {}
+    progress = Progress(len(jobs))
+
+    def on_result(r: JobResult) -> None:
+        record(work, lesson, r)
+        results[r.student] = r
+        total = sum(t[2] for t in r.tests)
+        maximum = sum(t[1] for t in r.tests)
         extra = f"  ({r.problem})" if r.problem else ""
-        print(f"{student}: {r.score:g}/{r.max_score:g}{extra}", flush=True)
+        print(f"{r.student}: {total:g}/{maximum:g}{extra}", flush=True)
+        progress.advance(r.student)
+
+    run_jobs(jobs, on_result, workers=workers, dask=dask, scheduler=scheduler)
     csv_path = work / f"grades-{lesson}.csv"
-    write_csv(csv_path, results, list(info.tests))
-    print(f"grades: {csv_path}\nfeedback: {work / 'feedback'}")
+    write_csv(csv_path, [results[s] for s in students], list(info.tests))
+    print(f"grades: {csv_path}\nfeedback: {work / 'feedback'}\n"
+          f"{len(jobs)} submissions in {time.monotonic() - progress.start:.1f} s "
+          f"({progress.rate():.1f} per minute)")
     return 0

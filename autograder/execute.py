@@ -8,6 +8,8 @@ and ``HardenedExecute`` (nbgrader's Execute preprocessor, used by ``autograde``)
 * each cell's stored output is capped while it arrives (no memory blow-up on an output flood);
 * the kernel starts with the CUDA simulator switched on when no GPU exists and a hidden
   preamble that silences Numba's warnings (see ``settings``);
+* when the worker was given a sandbox (``sandbox.SPEC_ENV``), the kernel starts inside it: a private
+  copy of the package, limits, no network, the course files out of reach (see ``sandbox``);
 * the execute reply's status is recorded per cell, so scoring never depends on outputs that
   learner code could clear or fake;
 * with ``progress_path``, the notebook is saved after every cell, so a run killed by the outer
@@ -24,6 +26,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
+from autograder.sandbox import current_spec, exit_reason, make_kernel_manager_class
 from autograder.settings import Limits, kernel_arguments
 
 STATUS_KEY = "autograder_status"  # cell metadata written by the grader only, after merge
@@ -48,7 +51,12 @@ class HardeningMixin:
             "ename": "CellTimeoutError", "evalue": f"the cell ran longer than {limits.cell_timeout} s",
             "traceback": [f"CellTimeoutError: the cell ran longer than {limits.cell_timeout} s"],
         }
-        self.extra_arguments = kernel_arguments()
+        self._sandbox = current_spec()
+        if self._sandbox is not None:
+            self.kernel_manager_class = make_kernel_manager_class()
+            self.extra_arguments = kernel_arguments(self._sandbox.path / "pkgs" / "autograder")
+        else:
+            self.extra_arguments = kernel_arguments()
         self.record_timing = False
         self.shutdown_kernel = "immediate"
         self._limits = limits
@@ -97,7 +105,9 @@ class HardeningMixin:
             await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         except DeadKernelError:
             self._dead = True
-            cell.outputs.append(error_output("DeadKernelError", "the kernel died while running this cell"))
+            why = exit_reason(self._sandbox) if self._sandbox is not None else ""
+            cell.outputs.append(error_output("DeadKernelError", "the kernel died while running this cell"
+                                             + (f": {why}" if why else "")))
             cell.metadata[STATUS_KEY] = "dead"
         except CellTimeoutError as e:
             cell.outputs.append(error_output("CellTimeoutError", str(e).splitlines()[0]))

@@ -7,9 +7,7 @@ execute status with the source's points (``scoring``).
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ class Report:
     error: str | None = None      # the notebook could not be graded at all (score is 0)
     seconds: float = 0.0
     executed: nbformat.NotebookNode | None = None
+    sandbox: str = ""             # what the sandbox could apply on this machine (sandbox.Report)
 
     @property
     def score(self) -> float:
@@ -53,9 +52,11 @@ class Report:
         lines += [f"note: {n}" for n in self.notes]
         lines.append(f"{'test'.ljust(width)}  points  result")
         for t in self.tests:
-            result = "passed" if t.passed else f"FAILED  {t.message}"
+            result = (f"passed  {t.message}".rstrip() if t.passed else f"FAILED  {t.message}")
             lines.append(f"{t.id.ljust(width)}  {_num(t.score):>2}/{_num(t.points):<3}  {result}")
         lines.append(f"{'total'.ljust(width)}  {_num(self.score)}/{_num(self.max_score)}")
+        if self.sandbox:
+            lines.append(f"sandbox: {self.sandbox}")
         return "\n".join(lines)
 
 
@@ -77,24 +78,40 @@ def grade_notebook(path: Path, layout: Layout, lesson: str | None = None,
         tests = [TestResult(t, p, 0.0, "not graded: the notebook could not be read") for t, p in info.tests.items()]
         return Report(lesson, tests, error=str(e))
     merged, notes = merge(info.nb, learner)
-    # The kernel runs in a scratch folder holding the lesson's assets as the instructor shipped
-    # them (as nbgrader's autograde does): a learner's edited or missing data file changes nothing.
-    with tempfile.TemporaryDirectory(prefix=f"grade-{lesson}-") as scratch:
-        copy_assets(source_path.parent, Path(scratch))
-        executed, outcome = execute_isolated(merged, Path(scratch), limits)
+    # The kernel runs in a sandbox whose working folder holds the lesson's assets as the
+    # instructor shipped them (as nbgrader's autograde does): a learner's edited or missing data
+    # file changes nothing; the course root (solutions, hidden tests) is out of its sight.
+    executed, outcome, box = execute_isolated(merged, source_path.parent, limits, hide=[layout.root])
+    with box:
+        applied = box.report()
     if outcome.timed_out:
         notes.append(f"the notebook ran longer than {limits.submission_timeout} s and was stopped; "
                      "tests that had not finished count as failed")
     elif outcome.returncode != 0:
         notes.append("the grading kernel stopped unexpectedly: " + _last_line(outcome.log))
-    return Report(lesson, score_tests(executed, info), notes, seconds=time.monotonic() - start,
-                  executed=executed)
+    tests = score_tests(executed, info)
+    if layout.mode == "class":
+        tests = class_mode_tests(tests, layout.release_info().get("lessons", {}).get(lesson, {}))
+        notes.append("class mode: only the visible tests ran here; the hidden tests run when your "
+                     "instructor grades your submission")
+    return Report(lesson, tests, notes, seconds=time.monotonic() - start,
+                  executed=executed, sandbox=applied.summary() if applied else "not started")
 
 
-def copy_assets(lesson_dir: Path, dest: Path) -> None:
-    """Copy a lesson folder's files except notebooks and caches into ``dest``."""
-    ignore = shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "__pycache__", "*.pyc")
-    shutil.copytree(lesson_dir, dest, ignore=ignore, dirs_exist_ok=True)
+def class_mode_tests(tests: list[TestResult], info: dict) -> list[TestResult]:
+    """In a class distribution a test whose checks are all hidden cannot be judged here (its
+    released cell holds no check): it scores 0 with a note; a partly hidden one says so."""
+    hidden = info.get("hidden", {})
+    out = []
+    for t in tests:
+        part = hidden.get(t.id)
+        if part == "all":
+            t = TestResult(t.id, t.points, 0.0, "hidden test: runs at submission")
+        elif part == "some":
+            what = "visible part passed" if t.passed else t.message
+            t = TestResult(t.id, t.points, t.score, f"{what}; hidden part runs at submission")
+        out.append(t)
+    return out
 
 
 def _last_line(text: str) -> str:

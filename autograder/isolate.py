@@ -21,7 +21,8 @@ from pathlib import Path
 import nbformat
 
 from autograder.execute import STATUS_KEY, mark_unfinished
-from autograder.settings import Limits, kernel_env
+from autograder.sandbox import SPEC_ENV, Sandbox
+from autograder.settings import LIMITS_ENV, Limits, kernel_env
 
 
 @dataclass
@@ -80,15 +81,20 @@ def run_limited(cmd: list[str], limit: float, cwd: str | None = None, env: dict 
     return Outcome(rc, time.monotonic() - start, text[-20_000:])
 
 
-def execute_isolated(nb, cwd: Path, limits: Limits) -> tuple[nbformat.NotebookNode, Outcome]:
-    """Execute ``nb`` in a worker process; return the executed (or partially executed) notebook."""
+def execute_isolated(nb, assets: Path | None, limits: Limits, hide: list[Path] = ()
+                     ) -> tuple[nbformat.NotebookNode, Outcome, Sandbox]:
+    """Execute ``nb`` in a worker process whose kernel runs in a fresh sandbox holding the files
+    of ``assets`` (the lesson folder as the instructor shipped it) and unable to see ``hide``;
+    return the executed (or partially executed) notebook. The caller closes the sandbox."""
     with tempfile.TemporaryDirectory(prefix="autograder-") as tmp:
         src, out = Path(tmp, "in.ipynb"), Path(tmp, "out.ipynb")
         progress = Path(tmp, "progress.ipynb")
         src.write_text(nbformat.writes(nb), encoding="utf-8")
-        cmd = [sys.executable, "-m", "autograder.worker", str(src), str(out), str(cwd),
+        box = Sandbox.create(limits, [*hide, Path(tmp)], assets)
+        cmd = [sys.executable, "-m", "autograder.worker", str(src), str(out), str(box.work),
                "--progress", str(progress), "--limits", json.dumps(dataclasses.asdict(limits))]
-        outcome = run_limited(cmd, limits.submission_timeout, cwd=str(cwd), env=kernel_env())
+        env = {**kernel_env(), SPEC_ENV: str(box.spec_file), LIMITS_ENV: limits.to_json()}
+        outcome = run_limited(cmd, limits.submission_timeout, cwd=str(box.work), env=env)
         for candidate in (out, progress):
             if candidate.exists():
                 try:
@@ -100,4 +106,4 @@ def execute_isolated(nb, cwd: Path, limits: Limits) -> tuple[nbformat.NotebookNo
             done = nb
         mark_unfinished(done, "the time limit for the whole notebook ran out" if outcome.timed_out
                         else "the grading process stopped early")
-        return done, outcome
+        return done, outcome, box

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LESSON_NAME = re.compile(r"^(?P<num>\d\d)_[a-z0-9_]+$")
+RELEASE_FILE = "course-release.json"  # marks a class distribution (``autograder release``)
+VISIBLE_TESTS = "visible_tests"       # there: pristine released lessons, graded against
 
 
 class LayoutError(Exception):
@@ -34,14 +36,34 @@ class Layout:
     def lessons_dir(self) -> Path:
         return self.root / "lessons"
 
+    @property
+    def mode(self) -> str:
+        """``open`` (the instructor repository or the public one: solutions/ and hidden tests
+        present) or ``class`` (a learner distribution: released lessons with visible tests only)."""
+        if not self.solutions.is_dir() and (self.root / RELEASE_FILE).is_file():
+            return "class"
+        return "open"
+
+    def release_info(self) -> dict:
+        import json
+
+        return json.loads((self.root / RELEASE_FILE).read_text()) if self.mode == "class" else {}
+
+    @property
+    def _sources(self) -> Path:
+        # class mode grades against a pristine copy: learners edit lessons/ in place
+        return self.root / VISIBLE_TESTS if self.mode == "class" else self.solutions
+
     def lessons(self) -> list[str]:
-        if not self.solutions.is_dir():
+        if not self._sources.is_dir():
             return []
-        return sorted(p.name for p in self.solutions.iterdir()
+        return sorted(p.name for p in self._sources.iterdir()
                       if LESSON_NAME.match(p.name) and (p / f"{p.name}.ipynb").is_file())
 
     def source_notebook(self, lesson: str) -> Path:
-        path = self.solutions / lesson / f"{lesson}.ipynb"
+        """The notebook whose tests grade ``lesson``: the source in solutions/, or in class mode
+        the released lesson (visible tests only; the hidden ones run at submission)."""
+        path = self._sources / lesson / f"{lesson}.ipynb"
         if not path.is_file():
             known = ", ".join(self.lessons()) or "none"
             raise LayoutError(f"unknown lesson {lesson!r} (no {path}); lessons: {known}")

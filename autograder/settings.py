@@ -6,12 +6,16 @@ short limits and an instructor can be generous; the defaults suit the course's n
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 PREAMBLE = Path(__file__).with_name("preamble.py")
+STARTUP = ("preamble.py", "sandbox_startup.py")  # run by the kernel, in this order, before cell 1
+LIMITS_ENV = "AUTOGRADER_LIMITS"  # the Limits as JSON, passed from the grader to its workers
 
 
 def _int_env(name: str, default: int) -> int:
@@ -29,15 +33,37 @@ class Limits:
     startup_timeout: int = 60         # s to wait for the kernel to start
     output_chars: int = 20_000        # characters of text output stored per cell
     outputs_per_cell: int = 50        # output items stored per cell
+    # the sandbox (see sandbox.py): limits of the grading kernel's process
+    memory_mb: int = 4096             # private writable memory (RLIMIT_DATA)
+    cpu_seconds: int = 0              # CPU time of the kernel; 0: the notebook's time limit
+    processes: int = 512              # processes and threads of the sandbox's user
+    open_files: int = 1024
+    file_mb: int = 256                # largest file the kernel may write
+
+    @property
+    def cpu_limit(self) -> int:
+        return self.cpu_seconds or self.submission_timeout
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
 
     @classmethod
     def from_env(cls, **overrides) -> "Limits":
+        passed = os.environ.get(LIMITS_ENV)
+        if passed:  # a worker: exactly the grader's limits, command-line flags included
+            base = cls(**json.loads(passed))
+            return base if not overrides else dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
         base = cls(
             cell_timeout=_int_env("AUTOGRADER_CELL_TIMEOUT", cls.cell_timeout),
             submission_timeout=_int_env("AUTOGRADER_TIMEOUT", cls.submission_timeout),
             startup_timeout=_int_env("AUTOGRADER_STARTUP_TIMEOUT", cls.startup_timeout),
             output_chars=_int_env("AUTOGRADER_OUTPUT_CHARS", cls.output_chars),
             outputs_per_cell=_int_env("AUTOGRADER_OUTPUTS_PER_CELL", cls.outputs_per_cell),
+            memory_mb=_int_env("AUTOGRADER_MEMORY_MB", cls.memory_mb),
+            cpu_seconds=_int_env("AUTOGRADER_CPU_SECONDS", cls.cpu_seconds),
+            processes=_int_env("AUTOGRADER_PROCESSES", cls.processes),
+            open_files=_int_env("AUTOGRADER_OPEN_FILES", cls.open_files),
+            file_mb=_int_env("AUTOGRADER_FILE_MB", cls.file_mb),
         )
         return base if not overrides else Limits(**{**base.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
 
@@ -56,11 +82,13 @@ def kernel_env() -> dict[str, str]:
     return env
 
 
-def kernel_arguments() -> list[str]:
-    """Arguments for the IPython kernel: in-memory history and the hidden preamble file."""
+def kernel_arguments(package_dir: Path | None = None) -> list[str]:
+    """Arguments for the IPython kernel: in-memory history and the hidden startup files (from
+    ``package_dir``, the sandbox's copy of ``autograder/``, when the kernel cannot see this one)."""
+    folder = Path(package_dir) if package_dir else PREAMBLE.parent
     return [
         "--HistoryManager.hist_file=:memory:",
-        f"--IPKernelApp.exec_files={[str(PREAMBLE)]!r}",
+        f"--IPKernelApp.exec_files={[str(folder / name) for name in STARTUP]!r}",
     ]
 
 
