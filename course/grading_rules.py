@@ -175,3 +175,105 @@ def exercise_number(lesson: str, exercise: str) -> int:
 
 
 # Lessons 07 onward: one statement each, ``RULES["NN_name"] = {...}``, appended below in lesson order.
+
+# Lesson 09: the learner's planner may use lesson 01's containers, never the course's planner.
+RULES["09_memory_planning"] = {
+    "tensor_bytes": Rule(("tensor_bytes",), ("course.memory.*", "course.tensor.align.*", "course.runtime.*",
+                                             "course.providers.*"),
+                         instead="multiply the element count by the item size and round up yourself"),
+    "liveness": Rule(("liveness",), ("course.memory.*", "course.runtime.*", "course.providers.*"),
+                     instead="walk the steps once, noting each tensor's first write and last read"),
+    "lower_bound": Rule(("live_bytes", "lower_bound"), ("course.memory.*", "course.runtime.*", "course.providers.*"),
+                        instead="add each tensor's bytes to every step of its interval"),
+    "naive": Rule(("place_naive",), ("course.memory.*", "course.runtime.*", "course.providers.*"),
+                  instead="give the tensors back-to-back offsets in order of first step"),
+    "greedy_by_size": Rule(("place_greedy_by_size",), ("course.memory.*", "course.runtime.*", "course.providers.*"),
+                           instead="largest first, each into the smallest gap among the placed tensors it meets"),
+    "inplace": Rule(("merge_inplace",), ("course.memory.*", "course.runtime.*", "course.providers.*"),
+                    instead="check the rule per candidate and fold dst's interval into its root's"),
+    "validate": Rule(("validate_placement",), ("course.memory.*", "course.runtime.*", "course.providers.*"),
+                     instead="check alignment, then every pair of tensors alive at one step"),
+    "double_cursor": Rule(("DoubleCursor.__init__", "DoubleCursor.low", "DoubleCursor.high"),
+                          ("course.memory.*", "course.tensor.align.*", "course.runtime.*", "course.providers.*"),
+                          instead="move self.bottom up and self.top down by aligned sizes yourself"),
+}
+RULES["08_fusion_layout"] = {
+    "fold_conv_bn": Rule(("fold_conv_bn",), ("course.passes.fold_batchnorm.*", "course.passes.batchnorm_to_mul_add.*",
+                                             "course.quant.*", "course.passes.base:Pass.__call__",
+                                             "course.passes.base:PassManager.__call__"),
+                         instead="a = gamma / sqrt(running_var + eps); W' = a W, B' = a (B - running_mean) + beta"),
+    "conv_activation": Rule(("ConvActivationFusion.match", "ConvActivationFusion.check", "ConvActivationFusion.rewrite"),
+                            ("course.passes.fuse_conv_activation.*", "course.passes.fuse_conv_add.*",
+                             "course.passes.pipeline.*", "course.passes.base:PassManager.__call__"),
+                            instead="match the pair, check its readers and bounds, build the FusedConv yourself"),
+    "siblings": Rule(("sibling_key", "fuse_siblings"), ("course.passes.fuse_sibling_convs.*", "course.passes.pipeline.*",
+                                                         "course.passes.base:PassManager.__call__"),
+                     instead="concatenate the filters and biases and add the Split yourself"),
+    "op_expression": Rule(("op_expression",), ("kernels.fused_elementwise.*",), instead="write the expression of each op yourself"),
+    "kernel_source": Rule(("kernel_source",), ("kernels.fused_elementwise.*",),
+                          instead="write the kernel's lines yourself: loads, steps, one store"),
+    "wrap_nhwc": Rule(("wrap_nhwc",), ("course.passes.to_nhwc.*",), instead="insert the two Transposes and the course.nhwc node yourself"),
+    "cancel_transposes": Rule(("cancel_transposes",), ("course.passes.to_nhwc.*", "course.passes.simplify_algebra.*",
+                                                       "course.passes.pipeline.*"),
+                              instead="compose the two permutations and bypass the pair yourself"),
+}
+
+# Lesson 10: the quantization library, the integer reference ops and onnxruntime's quantizer.
+_QUANT = ("course.quant.*", "course.passes.qdq_to_integer.*", "onnxruntime.quantization.*", "course.runtime.*",
+          "course.providers.*")
+RULES["10_quantization"] = {
+    "scale_zero_point": Rule(("scale_zero_point",), _QUANT,
+                             instead="widen the range to hold 0, then scale = range / levels and z = round(qmin - rmin / scale)"),
+    "quantize_linear": Rule(("quantize_linear", "dequantize_linear"),
+                            _QUANT + ("course.ops.quant_linear.*", "course.ops.quant_dequantize.*", "onnx.reference.*"),
+                            instead="np.rint(x / scale) + zero_point, then clip to the dtype's range"),
+    "quantize_weight": Rule(("quantize_weight",), _QUANT + ("course.ops.quant_linear.*", "onnx.reference.*"),
+                            instead="take min and max over the other axes and use your scale_zero_point and quantize_linear"),
+    "qlinear_matmul": Rule(("matmul_int32", "qlinear_matmul"),
+                           _QUANT + ("course.ops.quant_integer.*", "course.ops.quant_qlinear.*", "onnx.reference.*"),
+                           instead="subtract the zero points in int32, multiply, then requantize with one float32 multiplier"),
+    "minmax_calibrator": Rule(("MinMaxCalibrator.collect", "MinMaxCalibrator.compute_ranges"), _QUANT,
+                              instead="keep a running (min, max) per tensor name"),
+    "entropy_threshold": Rule(("entropy_threshold",), _QUANT,
+                              instead="loop over the candidate bin counts and compare kl_divergence(P, Q)"),
+    "insert_qdq": Rule(("insert_qdq",), _QUANT,
+                       instead="make the two nodes, insert them after the producer and set_input on the old readers"),
+    "layer_sensitivity": Rule(("sqnr_db", "layer_sensitivity"),
+                              ("course.quant.sensitivity:sensitivity", "course.quant.sensitivity:mixed_precision",
+                               "course.quant.metrics:sqnr", "onnxruntime.quantization.*"),
+                              instead="run the float model once, then each one-layer model, and compare with your sqnr_db"),
+    "fake_quant": Rule(("FakeQuant.forward", "FakeQuant.backward"), _QUANT,
+                       instead="round, clip and rescale in forward; mask the gradient in backward"),
+}
+# Lesson 07: the learner writes passes on the IR, so the IR stays usable (course.ir.*, the helpers of
+# course.passes.base, run_node); the course's own pass of each exercise, the managers and the
+# session that would run them are not.
+_RUNNERS = ("course.passes.pipeline.*", "course.passes.base:PassManager.__call__",
+            "course.passes.base:PassManager._run_one", "course.runtime.*", "course.providers.*")
+_PASSES = _RUNNERS + ("course.passes.base:Pass.__call__",)  # calling any library Pass object
+RULES["07_graph_passes"] = {
+    "dead_code": Rule(("eliminate_dead_code",), _PASSES + ("course.passes.eliminate_dead_code.*",
+                                                           "course.passes.base:drop_unused_initializers"),
+                      instead="walk graph.nodes backwards and remove nodes whose outputs nothing needs"),
+    "fold_constants": Rule(("fold_constants",), _PASSES + ("course.passes.fold_constants.*",),
+                           instead="check each node's inputs with constant(), compute it with run_node"),
+    "cse": Rule(("eliminate_common_subexpressions",),
+                _PASSES + ("course.passes.eliminate_common_subexpressions.*",),
+                instead="key each node by op, attributes and input ids in a dict"),
+    "rules": Rule(("neutral_element", "transpose_pair", "dropout_inference"),
+                  _PASSES + ("course.passes.simplify_algebra.*", "course.passes.eliminate_identity.*"),
+                  restrict=(("RULES", "write the rules yourself, not the course's table"),
+                            (".RULES", "write the rules yourself, not the course's table")),
+                  instead="look at the node's inputs and return x, a new node's output, or None"),
+    # the course's rules stay callable (the tests hand them to your driver); its driver does not
+    "simplify": Rule(("simplify",), _PASSES + ("course.passes.simplify_algebra:SimplifyAlgebra.call",
+                                               "course.passes.simplify_algebra:SimplifyAlgebra.apply",
+                                               "course.passes.base:forward",
+                                               "course.passes.eliminate_identity:EliminateIdentity.call",
+                                               "course.passes.eliminate_identity:EliminateIdentity.rewrite"),
+                     instead="insert, redirect (take_over for graph outputs) and clean up yourself"),
+    "sink_transposes": Rule(("sink_transposes",), _PASSES + ("course.passes.sink_transposes.*",),
+                            instead="build the moved op and the sunk Transpose with Node(...) yourself"),
+    "pass_manager": Rule(("MyPassManager.call",), _RUNNERS,
+                         instead="loop over rounds and passes yourself, verifying and recording each run"),
+}

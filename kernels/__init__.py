@@ -15,6 +15,7 @@ reference or a formula in its docstring):
 * ``matmul_regblock``  2D block tiling, TM x TN outputs per thread (``make_matmul_regblock``)
 * ``transpose``        naive / shared / padded shared (``make_transpose_naive``, ``make_transpose_shared``)
 * ``conv_im2col``      im2col kernel + tiled matmul (``conv2d_im2col``, ``reference_conv2d``)
+* ``fused_elementwise`` one generated kernel per fused elementwise region (``generate_source``, ``fused_elementwise``)
 * ``trace``            ``kernels.trace.run(kernel, grid, block, *args)`` -> Report
 * ``bench``            ``python -m kernels.bench`` (GPU timings; ``--sim`` smoke run)
 
@@ -25,7 +26,7 @@ import course  # noqa: F401  (switches the simulator on before numba loads when 
 import importlib as _importlib
 
 _SUBMODULES = {"launch", "elementwise", "reduce", "softmax", "matmul_naive", "matmul_tiled",
-               "matmul_padded", "matmul_regblock", "transpose", "conv_im2col", "trace", "bench"}
+               "matmul_padded", "matmul_regblock", "transpose", "conv_im2col", "fused_elementwise", "trace", "bench"}
 
 
 def __getattr__(name):
