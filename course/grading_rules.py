@@ -175,6 +175,38 @@ def exercise_number(lesson: str, exercise: str) -> int:
 
 
 # Lessons 07 onward: one statement each, ``RULES["NN_name"] = {...}``, appended below in lesson order.
+# Lesson 07: the learner writes passes on the IR, so the IR stays usable (course.ir.*, the helpers of
+# course.passes.base, run_node); the course's own pass of each exercise, the managers and the
+# session that would run them are not.
+_RUNNERS = ("course.passes.pipeline.*", "course.passes.base:PassManager.__call__",
+            "course.passes.base:PassManager._run_one", "course.runtime.*", "course.providers.*")
+_PASSES = _RUNNERS + ("course.passes.base:Pass.__call__",)  # calling any library Pass object
+RULES["07_graph_passes"] = {
+    "dead_code": Rule(("eliminate_dead_code",), _PASSES + ("course.passes.eliminate_dead_code.*",
+                                                           "course.passes.base:drop_unused_initializers"),
+                      instead="walk graph.nodes backwards and remove nodes whose outputs nothing needs"),
+    "fold_constants": Rule(("fold_constants",), _PASSES + ("course.passes.fold_constants.*",),
+                           instead="check each node's inputs with constant(), compute it with run_node"),
+    "cse": Rule(("eliminate_common_subexpressions",),
+                _PASSES + ("course.passes.eliminate_common_subexpressions.*",),
+                instead="key each node by op, attributes and input ids in a dict"),
+    "rules": Rule(("neutral_element", "transpose_pair", "dropout_inference"),
+                  _PASSES + ("course.passes.simplify_algebra.*", "course.passes.eliminate_identity.*"),
+                  restrict=(("RULES", "write the rules yourself, not the course's table"),
+                            (".RULES", "write the rules yourself, not the course's table")),
+                  instead="look at the node's inputs and return x, a new node's output, or None"),
+    # the course's rules stay callable (the tests hand them to your driver); its driver does not
+    "simplify": Rule(("simplify",), _PASSES + ("course.passes.simplify_algebra:SimplifyAlgebra.call",
+                                               "course.passes.simplify_algebra:SimplifyAlgebra.apply",
+                                               "course.passes.base:forward",
+                                               "course.passes.eliminate_identity:EliminateIdentity.call",
+                                               "course.passes.eliminate_identity:EliminateIdentity.rewrite"),
+                     instead="insert, redirect (take_over for graph outputs) and clean up yourself"),
+    "sink_transposes": Rule(("sink_transposes",), _PASSES + ("course.passes.sink_transposes.*",),
+                            instead="build the moved op and the sunk Transpose with Node(...) yourself"),
+    "pass_manager": Rule(("MyPassManager.call",), _RUNNERS,
+                         instead="loop over rounds and passes yourself, verifying and recording each run"),
+}
 
 # Lesson 09: the learner's planner may use lesson 01's containers, never the course's planner.
 RULES["09_memory_planning"] = {
@@ -244,36 +276,4 @@ RULES["10_quantization"] = {
                               instead="run the float model once, then each one-layer model, and compare with your sqnr_db"),
     "fake_quant": Rule(("FakeQuant.forward", "FakeQuant.backward"), _QUANT,
                        instead="round, clip and rescale in forward; mask the gradient in backward"),
-}
-# Lesson 07: the learner writes passes on the IR, so the IR stays usable (course.ir.*, the helpers of
-# course.passes.base, run_node); the course's own pass of each exercise, the managers and the
-# session that would run them are not.
-_RUNNERS = ("course.passes.pipeline.*", "course.passes.base:PassManager.__call__",
-            "course.passes.base:PassManager._run_one", "course.runtime.*", "course.providers.*")
-_PASSES = _RUNNERS + ("course.passes.base:Pass.__call__",)  # calling any library Pass object
-RULES["07_graph_passes"] = {
-    "dead_code": Rule(("eliminate_dead_code",), _PASSES + ("course.passes.eliminate_dead_code.*",
-                                                           "course.passes.base:drop_unused_initializers"),
-                      instead="walk graph.nodes backwards and remove nodes whose outputs nothing needs"),
-    "fold_constants": Rule(("fold_constants",), _PASSES + ("course.passes.fold_constants.*",),
-                           instead="check each node's inputs with constant(), compute it with run_node"),
-    "cse": Rule(("eliminate_common_subexpressions",),
-                _PASSES + ("course.passes.eliminate_common_subexpressions.*",),
-                instead="key each node by op, attributes and input ids in a dict"),
-    "rules": Rule(("neutral_element", "transpose_pair", "dropout_inference"),
-                  _PASSES + ("course.passes.simplify_algebra.*", "course.passes.eliminate_identity.*"),
-                  restrict=(("RULES", "write the rules yourself, not the course's table"),
-                            (".RULES", "write the rules yourself, not the course's table")),
-                  instead="look at the node's inputs and return x, a new node's output, or None"),
-    # the course's rules stay callable (the tests hand them to your driver); its driver does not
-    "simplify": Rule(("simplify",), _PASSES + ("course.passes.simplify_algebra:SimplifyAlgebra.call",
-                                               "course.passes.simplify_algebra:SimplifyAlgebra.apply",
-                                               "course.passes.base:forward",
-                                               "course.passes.eliminate_identity:EliminateIdentity.call",
-                                               "course.passes.eliminate_identity:EliminateIdentity.rewrite"),
-                     instead="insert, redirect (take_over for graph outputs) and clean up yourself"),
-    "sink_transposes": Rule(("sink_transposes",), _PASSES + ("course.passes.sink_transposes.*",),
-                            instead="build the moved op and the sunk Transpose with Node(...) yourself"),
-    "pass_manager": Rule(("MyPassManager.call",), _RUNNERS,
-                         instead="loop over rounds and passes yourself, verifying and recording each run"),
 }
