@@ -1,7 +1,7 @@
 """``CPUExecutionProvider``: the fast CPU engine behind the provider interface.
 
 It claims the nodes it accelerates (routes.py: float32 2-D Conv and FusedConv with a route of
-its own, the 3x3 MaxPool, big float32 Gemm) and leaves the rest to the reference provider. Its
+its own, the 3x3 MaxPool, AveragePool, big float32 Gemm) and leaves the rest to the reference provider. Its
 kernels are compiled Numba loops and direct BLAS calls shared with a helper thread (pool.py)
 while ``running()``; numba is imported only when the first kernel is made.
 """
@@ -26,6 +26,7 @@ CLAIMS = {  # (op_type, domain) -> whether this node is ours
     ("Conv", ""): lambda spec: routes.claims_conv(spec, _blas_ok()),
     ("FusedConv", "course"): lambda spec: routes.claims_conv(spec, _blas_ok()),
     ("MaxPool", ""): routes.claims_max_pool,
+    ("AveragePool", ""): routes.claims_average_pool,
     ("Gemm", ""): lambda spec: routes.claims_gemm(spec, _blas_ok()),
 }
 
@@ -46,6 +47,10 @@ class CPUExecutionProvider(ExecutionProvider):
         reference = functools.partial(registry.lookup(spec.op_type, spec.opset, spec.domain).compute, **spec.attrs)
         if spec.op_type == "MaxPool":
             return _max_pool_kernel(spec, reference)
+        if spec.op_type == "AveragePool":
+            from course.providers.cpu.avgpool import average_pool
+
+            return functools.partial(average_pool, **spec.attrs)
         if spec.op_type == "Gemm":
             from course.providers.cpu.gemm import gemm_node
 

@@ -102,6 +102,12 @@ def claims_max_pool(spec) -> bool:
             and spec.attrs.get("_num_outputs", len(outputs)) == 1 and len(outputs) == 1)
 
 
+def claims_average_pool(spec) -> bool:
+    """AveragePool over a float32 or float64 input of known rank (one strided view per tap)."""
+    x = spec.input_shape(0)
+    return spec.input_dtype(0) in (np.float32, np.float64) and x is not None and len(x) >= 3
+
+
 def claims_gemm(spec, blas_ok: bool) -> bool:
     """Gemm of float32 matrices with at least GEMM_MIN_MACS multiply-adds (an unknown batch
     counted as 1): a classifier head."""

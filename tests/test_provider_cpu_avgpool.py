@@ -1,0 +1,49 @@
+"""The CPU provider's AveragePool against the reference definition: every attribute, 1-3
+spatial dims, awkward sizes; summation order differs (taps one by one vs a pairwise sum), so
+the comparison allows a few ulps of the window's sum."""
+import numpy as np
+import pytest
+
+from course.ops.registry import lookup
+from course.providers import NodeSpec
+from course.providers.cpu import CPUExecutionProvider
+from course.providers.cpu.avgpool import average_pool
+
+CASES = [  # (input shape, attributes)
+    ((1, 3, 8, 8), dict(kernel_shape=[2, 2], strides=[2, 2])),  # DenseNet's transitions
+    ((2, 4, 7, 9), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    ((2, 4, 7, 9), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1)),
+    ((1, 2, 10, 6), dict(kernel_shape=[3, 2], strides=[3, 2], ceil_mode=1)),
+    ((1, 2, 10, 6), dict(kernel_shape=[3, 2], strides=[3, 2], pads=[0, 1, 2, 0], ceil_mode=1, count_include_pad=1)),
+    ((1, 2, 11, 11), dict(kernel_shape=[3, 3], dilations=[2, 2], pads=[2, 1, 1, 2])),
+    ((1, 2, 9, 9), dict(kernel_shape=[4, 4], auto_pad="SAME_UPPER", strides=[2, 2])),
+    ((3, 2, 13), dict(kernel_shape=[4], strides=[3], pads=[2, 1])),
+    ((1, 2, 5, 6, 7), dict(kernel_shape=[2, 3, 2], strides=[1, 2, 2], pads=[1, 0, 1, 0, 1, 1])),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, attrs", CASES)
+def test_average_pool_matches_the_reference(shape, attrs, dtype):
+    x = np.random.default_rng(len(shape)).standard_normal(shape).astype(dtype)
+    want = lookup("AveragePool", 19).compute(x, **attrs)
+    got = average_pool(x, **attrs)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    k = int(np.prod(attrs["kernel_shape"]))
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(got, want, rtol=4 * k * eps, atol=4 * k * eps * np.abs(x).max())
+
+
+def test_the_provider_claims_float_average_pools_and_runs_them():
+    x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    attrs = {"auto_pad": "NOTSET", "kernel_shape": [2, 2], "pads": None, "strides": [2, 2],
+             "count_include_pad": 0, "ceil_mode": 0, "dilations": None}
+    f32 = NodeSpec("pool", "AveragePool", "", 19, attrs, [(np.dtype(np.float32), x.shape)],
+                   [(np.dtype(np.float32), (1, 3, 4, 4))])
+    cpu = CPUExecutionProvider()
+    assert cpu.claims(f32)
+    f16 = NodeSpec("pool", "AveragePool", "", 19, attrs, [(np.dtype(np.float16), x.shape)],
+                   [(np.dtype(np.float16), (1, 3, 4, 4))])
+    assert not cpu.claims(f16)  # float16 stays with the reference
+    got = cpu.kernel(f32)(x)
+    np.testing.assert_allclose(got, x.reshape(1, 3, 4, 2, 4, 2).mean(axis=(3, 5)), rtol=1e-6, atol=1e-6)
