@@ -277,3 +277,21 @@ RULES["10_quantization"] = {
     "fake_quant": Rule(("FakeQuant.forward", "FakeQuant.backward"), _QUANT,
                        instead="round, clip and rescale in forward; mask the gradient in backward"),
 }
+
+# Lesson 11: pruning and distillation; the library and the engines that would run it for you.
+RULES["11_pruning"] = {
+    "magnitude_mask": Rule(("magnitude_mask",), ("course.prune.*", "course.runtime.*", "course.providers.*"),
+                           instead="a stable argsort of |w|, then set the first round(s * n) to False"),
+    "mask_2_4": Rule(("mask_2_4",), ("course.prune.*", "course.runtime.*", "course.providers.*"),
+                     instead="bring the input axis last, reshape into groups of four and keep the two largest |w| of each"),
+    "csr_encode": Rule(("csr_encode",), ("course.prune.*", "course.runtime.*", "course.providers.*"),
+                       instead="np.nonzero gives rows and columns in row-major order; row_ptr is 0 then the cumulative row counts"),
+    "l1_filter_ranking": Rule(("l1_filter_ranking",), ("course.prune.*", "course.runtime.*", "course.providers.*"),
+                              instead="sum |W| over every axis but 0, then a stable argsort"),
+    "prune_conv_channels": Rule(("prune_conv_channels",), ("course.prune.*", "course.runtime.*", "course.providers.*"),
+                                instead="slice the conv's W and bias on axis 0, the BN's four vectors, then the next reader's input channels"),
+    "finetune_step": Rule(("finetune_step",), ("course.prune.*", "course.runtime.*", "course.providers.*"),
+                          instead="forward in training mode, loss, backward in reverse, opt.step(), then multiply each W by its mask"),
+    "distillation_loss": Rule(("distillation_loss",), ("course.prune.*", "course.runtime.*", "course.providers.*"),
+                              instead="log-softmax with the maximum subtracted; KL at temperature T times T^2, plus the cross-entropy"),
+}

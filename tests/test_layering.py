@@ -74,6 +74,7 @@ LAYERS = {
     "memory": {"ir", "ops", "containers", "tensor"},
     "runtime": {"ir", "ops", "passes", "providers", "memory"},
     "quant": {"ir", "ops", "passes", "runtime"},  # runtime only lazily, to run calibration
+    "prune": {"ir", "ops", "passes", "runtime"},
 }
 
 
