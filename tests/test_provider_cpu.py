@@ -38,7 +38,7 @@ CLAIMS = [  # (what, spec, claimed)
     ("1-d conv", _spec("Conv", [(1, 8, 9), (16, 8, 3)], {"group": 1}), False),
     ("weight shape unknown", _spec("Conv", [(1, 8, 9, 9), None], {"group": 1}), False),
     ("3x3 max pool", _spec("MaxPool", [(1, 8, 9, 9)], {"kernel_shape": [3, 3], "_num_outputs": 1}), True),
-    ("2x2 max pool", _spec("MaxPool", [(1, 8, 9, 9)], {"kernel_shape": [2, 2], "_num_outputs": 1}), False),
+    ("2x2 max pool", _spec("MaxPool", [(1, 8, 9, 9)], {"kernel_shape": [2, 2], "_num_outputs": 1}), True),
     ("max pool with indices", _spec("MaxPool", [(1, 8, 9, 9)], {"kernel_shape": [3, 3], "_num_outputs": 2},
                                     outputs=2), False),
     ("classifier head", _spec("Gemm", [(1, 1280), (1000, 1280), (1000,)], {"transB": 1}), True),
@@ -93,13 +93,36 @@ ROUTE_CASES = {  # route: [(x shape, w shape, attributes)], awkward sizes first
 }
 
 
+@pytest.fixture(autouse=True)
+def _routes_for_small_batches(monkeypatch):
+    """The cases below are small images at batch 2, which the provider hands to the reference
+    (routes.BATCHED_MIN_MACS); here every route takes them, so each route runs with N > 1."""
+    from course.providers.cpu import routes
+
+    monkeypatch.setattr(routes, "BATCHED_MIN_MACS", 0)
+
+
+def test_a_batch_of_small_images_goes_to_the_reference(monkeypatch):
+    from course.providers.cpu import routes
+    from course.providers.cpu.geometry import window_of
+
+    monkeypatch.setattr(routes, "BATCHED_MIN_MACS", 1 << 22)
+    win = window_of((8, 8), (3, 3), {"pads": [1, 1, 1, 1]})
+    small = dict(c=16, m=32, group=1, w_shape=(32, 16, 3, 3), win=win, blas=True)
+    assert routes.conv_route(routes.ConvCase(**small, n=450)) == "reference"  # the digits CNN's conv2
+    assert routes.conv_route(routes.ConvCase(**small, n=1)) != "reference"
+    big = window_of((56, 56), (3, 3), {"pads": [1, 1, 1, 1]})
+    assert routes.conv_route(routes.ConvCase(64, 64, 1, (64, 64, 3, 3), big, True, n=2)) == "winograd"
+
+
 def _route(spec, inputs):
     from course.providers.cpu.geometry import window_of
     from course.providers.cpu.routes import ConvCase, conv_route
 
     x, w = inputs[0], inputs[1]
     win = window_of(x.shape[2:], w.shape[2:], spec.attrs)
-    return conv_route(ConvCase(x.shape[1], w.shape[0], spec.attrs.get("group", 1), w.shape, win, blas.available()))
+    return conv_route(ConvCase(x.shape[1], w.shape[0], spec.attrs.get("group", 1), w.shape, win, blas.available(),
+                               n=x.shape[0]))
 
 
 def _k(w, group=1):

@@ -44,7 +44,7 @@ def conv2d(x, w, b=None, z=None, *, attrs: dict, activation="Identity", params=(
     out_shape = (x.shape[0], w.shape[0]) + win.out
     if min(win.out) < 1 or (z is not None and z.shape != out_shape):
         return reference(x, w, b, z)  # the reference raises, or broadcasts the residual
-    case = ConvCase(x.shape[1], w.shape[0], attrs.get("group", 1), w.shape, win, blas.available())
+    case = ConvCase(x.shape[1], w.shape[0], attrs.get("group", 1), w.shape, win, blas.available(), n=x.shape[0])
     route = conv_route(case)
     if route == "reference":
         return reference(x, w, b, z)

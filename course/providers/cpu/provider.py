@@ -48,7 +48,7 @@ class CPUExecutionProvider(ExecutionProvider):
         if spec.op_type == "MaxPool":
             return _max_pool_kernel(spec, reference)
         if spec.op_type == "AveragePool":
-            from course.providers.cpu.avgpool import average_pool
+            from course.providers.cpu.pooling import average_pool
 
             return functools.partial(average_pool, **spec.attrs)
         if spec.op_type == "Gemm":
@@ -87,8 +87,11 @@ def _conv_kernel(spec: NodeSpec, reference) -> Kernel:
 def _max_pool_kernel(spec: NodeSpec, reference) -> Kernel:
     from course.providers.cpu.geometry import window_of
     from course.providers.cpu.maxpool import max_pool3x3
+    from course.providers.cpu.pooling import max_pool as max_pool_taps
 
     attrs = spec.attrs
+    if tuple(attrs.get("kernel_shape") or ()) != (3, 3):
+        return functools.partial(max_pool_taps, **attrs)
 
     def max_pool(x):
         if x.dtype.name != "float32" or x.ndim != 4 or x.size == 0:

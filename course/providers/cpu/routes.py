@@ -18,6 +18,10 @@ WINOGRAD_MAX_SCRATCH = 64 << 20  # bytes of transformed tiles; beyond, routes th
 TAPS_MIN_CHANNELS = 16  # the shifted GEMMs need this many input channels to run BLAS at speed
 TAPS_MIN_PIXELS = 196  # ... and this many output pixels per tap
 GEMM_MIN_MACS = 1 << 18  # a Gemm node below this costs more as a job than the second thread saves
+# Per-image multiply-adds below which a batch of images goes to the reference: the routes post a
+# job per image (tens of microseconds each), the reference makes one im2col for the whole batch
+# and calls BLAS once (the digits CNN at batch 450: 8x8 planes, a few hundred thousand MACs each).
+BATCHED_MIN_MACS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,12 @@ class ConvCase:
     w_shape: tuple
     win: Window
     blas: bool  # numpy's BLAS can be called directly (blas.available())
+    n: int = 1  # images in the batch
+
+    @property
+    def macs(self) -> int:
+        """Multiply-adds per image."""
+        return self.m * (self.c // self.group) * int(np.prod(self.w_shape[2:])) * self.win.pixels
 
     @property
     def depthwise(self) -> bool:
@@ -51,8 +61,8 @@ def winograd_fits(case: ConvCase) -> bool:
 CONV_ROUTES = (  # (route, condition): the first that holds wins
     # group == C == M, 3x3: the compiled depthwise kernel, NCHW or channels last
     ("depthwise", lambda g: g.depthwise),
-    # other grouped convolutions, or no BLAS to call: the reference's
-    ("reference", lambda g: g.group != 1 or not g.blas),
+    # other grouped convolutions, no BLAS to call, or a batch of small images: the reference's
+    ("reference", lambda g: g.group != 1 or not g.blas or (g.n > 1 and g.macs < BATCHED_MIN_MACS)),
     # stride 1, 3x3, undilated, big enough planes: Winograd, 2.25x fewer multiplications
     ("winograd", lambda g: g.win.kernel == (3, 3) and not g.win.strided and g.win.dilations == (1, 1)
      and winograd_fits(g)),
@@ -94,12 +104,15 @@ def claims_conv(spec, blas_ok: bool) -> bool:
 
 
 def claims_max_pool(spec) -> bool:
-    """MaxPool with a 3x3 window over a float32 4-D input, without the Indices output."""
+    """MaxPool without the Indices output: a 3x3 window over a float32 4-D input (the compiled
+    kernel), any other window over a float32 or float64 input (one strided view per tap)."""
     x = spec.input_shape(0)
     outputs = [o for o in spec.outputs if o is not None]
-    return (spec.input_dtype(0) == np.float32 and x is not None and len(x) == 4
-            and tuple(spec.attrs.get("kernel_shape") or ()) == (3, 3)
-            and spec.attrs.get("_num_outputs", len(outputs)) == 1 and len(outputs) == 1)
+    if spec.attrs.get("_num_outputs", len(outputs)) != 1 or len(outputs) != 1 or x is None:
+        return False
+    if tuple(spec.attrs.get("kernel_shape") or ()) == (3, 3):
+        return spec.input_dtype(0) == np.float32 and len(x) == 4
+    return spec.input_dtype(0) in (np.float32, np.float64) and len(x) >= 3
 
 
 def claims_average_pool(spec) -> bool:

@@ -1,13 +1,13 @@
-"""The CPU provider's AveragePool against the reference definition: every attribute, 1-3
-spatial dims, awkward sizes; summation order differs (taps one by one vs a pairwise sum), so
-the comparison allows a few ulps of the window's sum."""
+"""The CPU provider's AveragePool and (non-3x3) MaxPool against the reference definitions: every
+attribute, 1-3 spatial dims, awkward sizes; AveragePool's summation order differs (taps one by
+one vs a pairwise sum), so it allows a few ulps of the window's sum; MaxPool is exact."""
 import numpy as np
 import pytest
 
 from course.ops.registry import lookup
 from course.providers import NodeSpec
 from course.providers.cpu import CPUExecutionProvider
-from course.providers.cpu.avgpool import average_pool
+from course.providers.cpu.pooling import average_pool, max_pool
 
 CASES = [  # (input shape, attributes)
     ((1, 3, 8, 8), dict(kernel_shape=[2, 2], strides=[2, 2])),  # DenseNet's transitions
@@ -34,6 +34,21 @@ def test_average_pool_matches_the_reference(shape, attrs, dtype):
     np.testing.assert_allclose(got, want, rtol=4 * k * eps, atol=4 * k * eps * np.abs(x).max())
 
 
+MAX_ATTRS = [{k: v for k, v in a.items() if k != "count_include_pad"} for _, a in CASES]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("i", range(len(CASES)))
+def test_max_pool_matches_the_reference_exactly(i, dtype):
+    shape, attrs = CASES[i][0], MAX_ATTRS[i]
+    x = np.random.default_rng(i).standard_normal(shape).astype(dtype)
+    x.flat[::7] = np.nan if i % 2 else x.flat[::7]  # NaN wins, as np.maximum and the reference say
+    want = lookup("MaxPool", 12).compute(x, **attrs)
+    got = max_pool(x, **attrs)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
 def test_the_provider_claims_float_average_pools_and_runs_them():
     x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
     attrs = {"auto_pad": "NOTSET", "kernel_shape": [2, 2], "pads": None, "strides": [2, 2],
@@ -47,3 +62,19 @@ def test_the_provider_claims_float_average_pools_and_runs_them():
     assert not cpu.claims(f16)  # float16 stays with the reference
     got = cpu.kernel(f32)(x)
     np.testing.assert_allclose(got, x.reshape(1, 3, 4, 2, 4, 2).mean(axis=(3, 5)), rtol=1e-6, atol=1e-6)
+
+
+def test_the_provider_claims_max_pools_without_indices():
+    cpu = CPUExecutionProvider()
+    f32, i64 = np.dtype(np.float32), np.dtype(np.int64)
+
+    def spec(kernel, dtype=f32, outputs=1):
+        attrs = {"auto_pad": "NOTSET", "kernel_shape": kernel, "pads": None, "strides": None, "storage_order": 0,
+                 "ceil_mode": 0, "dilations": None, "_num_outputs": outputs}
+        outs = [(dtype, (1, 2, 3, 3))] + ([(i64, (1, 2, 3, 3))] if outputs == 2 else [])
+        return NodeSpec("p", "MaxPool", "", 12, attrs, [(dtype, (1, 2, 4, 4))], outs)
+    assert cpu.claims(spec([2, 2])) and cpu.claims(spec([3, 3])) and cpu.claims(spec([2, 2], np.dtype(np.float64)))
+    assert not cpu.claims(spec([2, 2], outputs=2))  # Indices: the reference's
+    assert not cpu.claims(spec([2, 2], np.dtype(np.int8)))
+    x = np.arange(32, dtype=np.float32).reshape(1, 2, 4, 4)
+    np.testing.assert_array_equal(cpu.kernel(spec([2, 2]))(x), lookup("MaxPool", 12).compute(x, kernel_shape=[2, 2]))
