@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 from numba import carray, njit
 
+from course.ops.fused_conv import activate_inplace  # noqa: F401  (numpy, for outputs no loop takes)
 from course.providers.cpu.intrinsics import f32_ptr
 from course.providers.cpu.job import EPILOGUE, FLOATS, address, floats, layout, make_job, split
 
@@ -113,17 +114,4 @@ def epilogue(y: np.ndarray, b, activation, params, z=None) -> np.ndarray:
              rows=r, cols=p, bias_len=bias.shape[0], has_bias=b is not None, has_z=z is not None, act=code,
              step=step, y=address(rows), bias=address(bias) if bias.size else address(rows),
              z=address(zrows)).post()
-    return y
-
-
-def activate_inplace(y: np.ndarray, activation: str, params) -> np.ndarray:
-    """The activation on ``y`` in place with numpy, for outputs no compiled loop takes (not
-    contiguous); the same rounding as ``activate``."""
-    if activation == "Relu":
-        np.maximum(y, y.dtype.type(0), out=y)
-    elif activation == "Clip":  # max first, then min: min wins when lo > hi, as ONNX specifies
-        np.maximum(y, y.dtype.type(params[0]), out=y)
-        np.minimum(y, y.dtype.type(params[1]), out=y)
-    elif activation == "LeakyRelu":
-        np.multiply(y, y.dtype.type(params[0]), out=y, where=y < 0)
     return y
