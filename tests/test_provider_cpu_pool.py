@@ -43,7 +43,12 @@ def _blas_threads() -> int:
 
 
 def _files(root: Path) -> dict:
-    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in [root, *root.rglob("*")]}
+    """Every source file and folder under ``root`` with its mtime and size. ``__pycache__`` is
+    left out: other test workers compiling into numba's default cache may write there meanwhile;
+    the child below writes no bytecode, and its numba cache goes to its own NUMBA_CACHE_DIR,
+    which the test checks is empty."""
+    paths = [p for p in [root, *root.rglob("*")] if "__pycache__" not in p.parts]
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in paths}
 
 
 def test_import_is_light_and_writes_nothing(tmp_path):
