@@ -93,3 +93,16 @@ def test_entropy_and_percentile_beat_min_max_on_outliers():
 
     minmax = db(CalibrationMethod.MinMax)
     assert db(CalibrationMethod.Entropy) > minmax + 3 and db(CalibrationMethod.Percentile) > minmax + 3
+
+
+def test_calibration_runs_on_the_reference_and_says_so():
+    with pytest.raises(ValueError, match="calibration runs on the reference ops"):
+        _digits(calibration_providers=["CPUExecutionProvider"])
+    model = _digits(calibration_providers=["ReferenceExecutionProvider"])
+    assert model.SerializeToString() == _digits().SerializeToString()
+
+
+def test_run_model_is_the_graph_as_written_on_the_reference_ops(float_logits):
+    session = InferenceSession(str(digits_model_path()), providers=["ReferenceExecutionProvider"],
+                               graph_optimization_level="disable")
+    np.testing.assert_array_equal(float_logits, session.run(None, FEEDS)[0])

@@ -149,13 +149,13 @@ def create_calibrator(method=CalibrationMethod.MinMax, **options) -> Calibrator:
 
 
 def calibrate(model, reader: CalibrationDataReader, method=CalibrationMethod.MinMax,
-              tensor_names: Optional[Iterable[str]] = None, providers=None, **options) -> dict[str, TensorRange]:
+              tensor_names: Optional[Iterable[str]] = None, **options) -> dict[str, TensorRange]:
     """Run ``model`` (ONNX model, path or course Graph) over ``reader`` and return the range of
     each tensor in ``tensor_names`` (default: every float tensor a node writes, and the inputs)."""
     from course.quant.observe import observe
 
     cal = create_calibrator(method, **options)
-    for batch in observe(model, reader, tensor_names, providers):
+    for batch in observe(model, reader, tensor_names):
         for name, array in batch.items():
             cal.collect(name, array)
     return cal.compute_ranges()

@@ -15,8 +15,10 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, axis=-1) == labels))
 
 
-def run_model(model, feeds: dict, providers=None) -> list[np.ndarray]:
-    """Run ``model`` (proto, path or bytes) once in the course engine (reference ops by default)."""
-    from course.runtime.session import InferenceSession
+def run_model(model, feeds: dict) -> list[np.ndarray]:
+    """The outputs of ``model`` (proto, path, bytes or Graph) for ``feeds``, computed node by node
+    by the reference ops, the graph exactly as written (no pass, no provider, no session)."""
+    from course.passes.evaluate import run_graph
+    from course.quant.observe import load_graph
 
-    return InferenceSession(model, providers=providers or ["ReferenceExecutionProvider"]).run(None, feeds)
+    return run_graph(load_graph(model), feeds)

@@ -1,7 +1,8 @@
 """Run a float model over a calibration reader and hand back the intermediate tensors it makes.
 
-The model is copied, every tensor asked about becomes a graph output, and the engine runs the
-copy with no graph passes (a pass could rename or fuse away the tensors being observed).
+The model is copied, every tensor asked about becomes a graph output, and the copy runs node by
+node on the reference ops (``course.passes.evaluate.run_graph``) with no graph passes: a pass
+could rename or fuse away the tensors being observed, and calibration needs no session.
 """
 from __future__ import annotations
 
@@ -33,9 +34,9 @@ def float_tensors(graph: Graph) -> list[str]:
     return names
 
 
-def observe(model, reader, names: Optional[Iterable[str]] = None, providers=None) -> Iterator[dict[str, np.ndarray]]:
+def observe(model, reader, names: Optional[Iterable[str]] = None) -> Iterator[dict[str, np.ndarray]]:
     """``{name: array}`` per batch the reader gives, for ``names`` (default: ``float_tensors``)."""
-    from course.runtime.session import InferenceSession
+    from course.passes.evaluate import run_graph
 
     graph = load_graph(model)
     wanted = list(float_tensors(graph) if names is None else names)
@@ -46,10 +47,10 @@ def observe(model, reader, names: Optional[Iterable[str]] = None, providers=None
         raise KeyError(f"tensors {missing} are not in the model")
     outputs = {v.name for v in graph.outputs}
     graph.outputs += [values[n] for n in wanted if n not in fed and n not in outputs]
-    session = InferenceSession(graph, providers=providers or ["ReferenceExecutionProvider"],
-                               graph_optimization_level="disable")
     produced = [n for n in wanted if n not in fed]
+    position = {v.name: i for i, v in enumerate(graph.outputs)}
     while (feed := reader.get_next()) is not None:
-        batch = dict(zip(produced, session.run(produced, feed)))
+        results = run_graph(graph, feed)
+        batch = {n: results[position[n]] for n in produced}
         batch.update({n: np.asarray(feed[n]) for n in wanted if n in fed})
         yield batch

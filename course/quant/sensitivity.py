@@ -40,11 +40,11 @@ class Calibrated(NamedTuple):
         return to_onnx(graph)
 
 
-def calibrated(model, reader, config: Optional[QuantConfig] = None, calibrate_method=CalibrationMethod.MinMax,
-               providers=None) -> Calibrated:
+def calibrated(model, reader, config: Optional[QuantConfig] = None,
+               calibrate_method=CalibrationMethod.MinMax) -> Calibrated:
     config = config or QuantConfig()
     graph = prepare(load_graph(model))
-    ranges = calibrate(graph, reader, calibrate_method, tensors_to_calibrate(graph, config), providers=providers)
+    ranges = calibrate(graph, reader, calibrate_method, tensors_to_calibrate(graph, config))
     return Calibrated(to_onnx(graph), ranges, config)
 
 

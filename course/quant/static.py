@@ -43,13 +43,18 @@ def quantize_static(model_input, model_output, calibration_data_reader: Calibrat
                     calibrate_method=CalibrationMethod.MinMax, calibration_providers=None,
                     extra_options: Optional[dict] = None) -> onnx.ModelProto:
     """Calibrate ``model_input`` over the reader and write the quantized model to ``model_output``
-    (a path; None writes nothing). Returns the quantized ModelProto."""
+    (a path; None writes nothing). Returns the quantized ModelProto. Calibration runs the float
+    model on the reference ops; ``calibration_providers`` is in onnxruntime's signature and may
+    only be None or name the reference."""
+    if calibration_providers not in (None, [], ["ReferenceExecutionProvider"]):
+        raise ValueError(f"calibration runs on the reference ops; calibration_providers={calibration_providers!r} "
+                         "cannot be honoured (use None)")
     config = config_from(per_channel, reduce_range, activation_type, weight_type, op_types_to_quantize,
                          nodes_to_quantize, nodes_to_exclude, extra_options)
     graph = prepare(load_graph(model_input))
     options = {v: (extra_options or {})[k] for k, v in CALIBRATOR_OPTIONS.items() if k in (extra_options or {})}
     ranges = calibrate(graph, calibration_data_reader, calibrate_method, tensors_to_calibrate(graph, config),
-                       providers=calibration_providers, **options)
+                       **options)
     model = finish(quantize_graph(graph, ranges, config), quant_format)
     if model_output is not None:
         onnx.save_model(model, str(model_output), save_as_external_data=use_external_data_format)
