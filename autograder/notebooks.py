@@ -126,78 +126,87 @@ def _new_code_cell(source: str, metadata: dict | None = None, cell_id: str | Non
     return cell
 
 
+@dataclass
+class _Learner:
+    """What a learner's notebook brings, keyed by the source's cells."""
+
+    answers: dict = field(default_factory=dict)     # solution grade_id -> learner code
+    demo_edits: dict = field(default_factory=dict)  # demo cell id -> learner code
+    added: dict = field(default_factory=dict)       # anchor (source cell key) -> added cells
+    seen_tests: set = field(default_factory=set)
+    notes: list = field(default_factory=list)
+
+
 def merge(source_nb, learner_nb) -> tuple[nbformat.NotebookNode, list[str]]:
     """The notebook to execute: the source's structure with the learner's answers in it.
 
     Returns the merged notebook and notes about what was repaired (deleted tests restored,
     missing answers, tampered metadata ignored) for the learner's feedback.
     """
-    notes: list[str] = []
-    src_ids = {}
-    for cell in source_nb.cells:
-        gid = grade_id(cell)
-        if gid:
-            src_ids[gid] = cell
+    src_ids = {grade_id(c): c for c in source_nb.cells if grade_id(c)}
     demo_ids = {c.get("id") for c in source_nb.cells if c.cell_type == "code" and not grade_id(c)}
+    learner = _read_learner(learner_nb, src_ids, demo_ids)
+    merged = nbformat.v4.new_notebook()
+    merged.metadata = copy.deepcopy(source_nb.metadata)
+    merged.cells.extend(learner.added.get(None, []))
+    for cell in source_nb.cells:
+        merged.cells.append(_merged_cell(cell, learner))
+        merged.cells.extend(learner.added.get(grade_id(cell) or cell.get("id"), []))
+    for cell in merged.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    _dedupe_ids(merged)
+    return merged, learner.notes + reference_notes(source_nb, learner.answers)
 
-    answers: dict[str, str] = {}       # solution grade_id -> learner code
-    demo_edits: dict[str, str] = {}    # demo cell id -> learner code
-    added: dict[str | None, list] = {}  # anchor (source cell key) -> learner-added cells
-    seen_tests: set[str] = set()
-    anchor = None
+
+def _read_learner(learner_nb, src_ids: dict, demo_ids: set) -> _Learner:
+    """Walk the learner's cells: answers, edited demos, cells they added (anchored after the last
+    source cell seen), which tests are still there, and notes on tampering."""
+    got, anchor = _Learner(), None
     for cell in learner_nb.cells:
         if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
             continue
         gid, cid = grade_id(cell), cell.get("id")
         key = gid if gid in src_ids else (cid if cid in src_ids else None)
         if key is not None:
-            kind = cell_kind(src_ids[key])
-            if kind == "solution" and cell.get("cell_type") == "code" and key not in answers:
-                answers[key] = _source_text(cell)
-            elif kind == "test":
-                seen_tests.add(key)
-                if _code_lines(_source_text(cell)) not in (
-                        _code_lines(_source_text(src_ids[key])), _code_lines(without_hidden(_source_text(src_ids[key])))):
-                    notes.append(f"test cell {key} was edited: the original was put back")
+            _read_graded(cell, key, src_ids[key], got)
             anchor = key
-            continue
-        if cid in demo_ids and cell.get("cell_type") == "code" and cid not in demo_edits:
-            demo_edits[cid] = _source_text(cell)
+        elif cid in demo_ids and cell.get("cell_type") == "code" and cid not in got.demo_edits:
+            got.demo_edits[cid] = _source_text(cell)
             anchor = cid
-            continue
-        if cell.get("cell_type") == "code":
+        elif cell.get("cell_type") == "code":
             meta = cell.get("metadata", {})
             if isinstance(meta, dict) and "nbgrader" in meta:
-                notes.append(f"a cell you added carried grading metadata ({gid or 'no id'}): it was ignored")
-            added.setdefault(anchor, []).append(_new_code_cell(_source_text(cell)))
+                got.notes.append(f"a cell you added carried grading metadata ({gid or 'no id'}): it was ignored")
+            got.added.setdefault(anchor, []).append(_new_code_cell(_source_text(cell)))
+    return got
 
-    merged = nbformat.v4.new_notebook()
-    merged.metadata = copy.deepcopy(source_nb.metadata)
-    for cell in added.get(None, []):
-        merged.cells.append(cell)
-    for cell in source_nb.cells:
-        gid = grade_id(cell)
-        key = gid or cell.get("id")
-        kind = cell_kind(cell)
-        if kind == "solution":
-            if gid in answers:
-                merged.cells.append(_new_code_cell(answers[gid], cell.metadata, cell.get("id")))
-            else:
-                notes.append(f"answer cell {gid} is missing: it counts as not answered")
-                merged.cells.append(_new_code_cell(released_stub(cell), cell.metadata, cell.get("id")))
-        elif kind == "code" and key in demo_edits:
-            merged.cells.append(_new_code_cell(demo_edits[key], cell.metadata, cell.get("id")))
-        else:
-            if kind == "test" and gid not in seen_tests:
-                notes.append(f"test cell {gid} was deleted: it was put back")
-            merged.cells.append(copy.deepcopy(cell))
-        for extra in added.get(key, []):
-            merged.cells.append(extra)
-    for cell in merged.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    _dedupe_ids(merged)
-    return merged, notes + reference_notes(source_nb, answers)
+
+def _read_graded(cell, key: str, source_cell, got: _Learner) -> None:
+    kind = cell_kind(source_cell)
+    if kind == "solution" and cell.get("cell_type") == "code" and key not in got.answers:
+        got.answers[key] = _source_text(cell)
+    elif kind == "test":
+        got.seen_tests.add(key)
+        original = _source_text(source_cell)
+        if _code_lines(_source_text(cell)) not in (_code_lines(original), _code_lines(without_hidden(original))):
+            got.notes.append(f"test cell {key} was edited: the original was put back")
+
+
+def _merged_cell(cell, got: _Learner):
+    """The merged notebook's version of source cell ``cell``."""
+    gid, kind = grade_id(cell), cell_kind(cell)
+    key = gid or cell.get("id")
+    if kind == "solution":
+        if gid in got.answers:
+            return _new_code_cell(got.answers[gid], cell.metadata, cell.get("id"))
+        got.notes.append(f"answer cell {gid} is missing: it counts as not answered")
+        return _new_code_cell(released_stub(cell), cell.metadata, cell.get("id"))
+    if kind == "code" and key in got.demo_edits:
+        return _new_code_cell(got.demo_edits[key], cell.metadata, cell.get("id"))
+    if kind == "test" and gid not in got.seen_tests:
+        got.notes.append(f"test cell {gid} was deleted: it was put back")
+    return copy.deepcopy(cell)
 
 
 _GUARD_CALL = re.compile(r"""_begin\(\s*["'](?P<lesson>\d\d_\w+)["']""")
