@@ -23,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from course.models.digits import (MODEL_FILE, NOTE_FILE, SPLIT_SEED, TEST_FRACTION,
                                   load_digits_split)
+from course.training import cosine_epochs
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1  # running = (1 - m) * running + m * batch, as PyTorch does
@@ -196,12 +197,9 @@ def train(epochs: int = 30, batch_size: int = 32, lr: float = 2e-3, seed: int = 
     x, y = split.x_train.astype(np.float64), split.y_train
     layers = build_network(seed)
     opt = Adam(layers, lr)
-    rng = np.random.default_rng(seed + 1)
-    for epoch in range(epochs):
-        opt.lr = lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs))  # cosine decay
-        order, total = rng.permutation(len(x)), 0.0
-        for s in range(0, len(x), batch_size):
-            idx = order[s:s + batch_size]
+    for epoch, batches in cosine_epochs(opt, len(x), epochs, batch_size, lr, np.random.default_rng(seed + 1)):
+        total = 0.0
+        for idx in batches:
             loss, grad = softmax_xent(forward(layers, x[idx], train=True), y[idx])
             for layer in reversed(layers):
                 grad = layer.backward(grad)

@@ -25,6 +25,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from course.training import cosine_epochs
+
 
 def softmax(z: np.ndarray) -> np.ndarray:
     z = np.asarray(z, np.float64)
@@ -101,12 +103,8 @@ def finetune(layers: list, x: np.ndarray, y: np.ndarray, optimizer: Callable, lo
     x = np.asarray(x, np.float64)
     apply_masks(layers, masks)
     opt = optimizer(layers)
-    rng = np.random.default_rng(seed)
-    for epoch in range(epochs):
-        opt.lr = lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
-        order = rng.permutation(len(x))
-        for s in range(0, len(x), batch_size):
-            idx = order[s:s + batch_size]
+    for _, batches in cosine_epochs(opt, len(x), epochs, batch_size, lr, np.random.default_rng(seed)):
+        for idx in batches:
             if teacher is None:
                 fn = loss
             else:

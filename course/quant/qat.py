@@ -30,6 +30,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from course.training import cosine_epochs
+
 
 def symmetric_range(bits: int) -> tuple[int, int]:
     """The signed symmetric grid of ``bits`` bits: [-(2^(b-1) - 1), 2^(b-1) - 1] (int8: +-127)."""
@@ -181,11 +183,7 @@ def qat_finetune(layers: list, x: np.ndarray, y: np.ndarray, bits: int, optimize
     x = np.asarray(x, np.float64)
     qlayers = with_quantized_weights(layers, bits, fake_quant, per_channel)
     opt = optimizer(qlayers)
-    rng = np.random.default_rng(seed)
-    for epoch in range(epochs):
-        opt.lr = lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
-        order = rng.permutation(len(x))
-        for s in range(0, len(x), batch_size):
-            idx = order[s:s + batch_size]
+    for _, batches in cosine_epochs(opt, len(x), epochs, batch_size, lr, np.random.default_rng(seed)):
+        for idx in batches:
             qat_step(qlayers, opt, loss, x[idx], y[idx])
     return qlayers
