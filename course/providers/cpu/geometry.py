@@ -1,8 +1,8 @@
 """Sliding-window geometry for the CPU provider's kernels: output sizes, pads, stride phases.
 
-The same ONNX rules as the reference ops (``out = floor((in + pads - extent) / s) + 1``, or
-``ceil(in / s)`` for ``auto_pad=SAME_*``), kept here so the fast kernels do not lean on helpers
-the reference is free to rewrite. Phases: a stride-s window reads every s-th input element, so
+Output sizes and pads come from the reference's rule (``course.ops._window.out_dim``:
+``out = floor((in + pads - extent) / s) + 1``, or ``ceil(in / s)`` for ``auto_pad=SAME_*``), so
+the two engines cannot disagree on a geometry. Phases: a stride-s window reads every s-th input element, so
 the padded input split by stride phase (``padded[r::s]``) makes every kernel tap a contiguous
 run of one phase (the "shifted flat view" the 3x3 kernels and the shifted GEMMs use).
 """
@@ -14,28 +14,22 @@ from typing import Optional
 
 import numpy as np
 
+from course.errors import ShapeError
+from course.ops._window import out_dim
+
 
 def _tuple(v) -> Optional[tuple]:
     return None if v is None else tuple(int(i) for i in v)
 
 
 def _axis(size: int, k: int, s: int, d: int, pb: int, pe: int, auto_pad: str, ceil: bool):
-    """(output size, pad_begin, pad_end) of one spatial axis; output < 1 when nothing fits."""
-    extent = (k - 1) * d + 1
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        out = -(-size // s)
-        total = max(0, (out - 1) * s + extent - size)
-        small = total // 2
-        return (out, small, total - small) if auto_pad == "SAME_UPPER" else (out, total - small, small)
-    if auto_pad == "VALID":
-        pb = pe = 0
-    span = size + pb + pe - extent
-    if span < 0:
+    """(output size, pad_begin, pad_end) of one spatial axis by the reference's rule
+    (course.ops._window.out_dim); output 0 when the window does not fit (the caller then hands
+    the node to the reference, which raises)."""
+    try:
+        return out_dim(size, k, s, d, pb, pe, auto_pad, ceil)
+    except ShapeError:
         return 0, pb, pe
-    out = (-(-span // s) if ceil else span // s) + 1
-    if ceil and (out - 1) * s >= size + pb:  # the last window would start in the end padding
-        out -= 1
-    return out, pb, pe
 
 
 @dataclass(frozen=True)
