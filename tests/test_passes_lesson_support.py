@@ -21,8 +21,9 @@ from course.models import MODEL_NAMES, build_model  # noqa: E402
 from course.passes import (EliminateCommonSubexpressions, EliminateDeadCode, FoldConstants, PassManager,  # noqa: E402
                            SimplifyAlgebra, SinkTransposes, optimize)
 from course.passes.evaluate import run_graph  # noqa: E402
-from course.passes.lesson_support import (FunctionPass, draw_graph, exporter_style, op_count_stages,  # noqa: E402
-                                          plot_op_counts, random_graph_from_seed, random_graphs)
+from course.passes.lesson_support import (FunctionPass, exporter_style, random_graph_from_seed,  # noqa: E402
+                                          random_graphs)
+from course.viz.graph import draw_graph, op_count_stages, plot_op_counts  # noqa: E402
 from course.runtime.session import InferenceSession  # noqa: E402
 from course.testing import assert_close  # noqa: E402
 
