@@ -35,12 +35,6 @@ def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="
     return y.reshape((n, m) + tuple(out))
 
 
-def output_shape(x, w, strides=None, pads=None, dilations=None, auto_pad="NOTSET") -> tuple:
-    """(N, M, *out) of the convolution of x by w, as conv_core makes it."""
-    k, s, p, d = win.spatial_attrs(x.ndim - 2, w.shape[2:], strides, pads, dilations, auto_pad)
-    return (x.shape[0], w.shape[0]) + tuple(win.geometry(x.shape[2:], k, s, p, d, auto_pad)[0])
-
-
 def conv_infer_shape(ctx: InferContext, x_shape, w_shape, m_channels=None):
     """Output shape of a Conv-like node from X and W shapes and its attributes."""
     a = ctx.attrs
