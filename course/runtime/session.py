@@ -228,10 +228,9 @@ def _resolve_providers(providers, custom_kernels) -> list[ExecutionProvider]:
 
 
 def _check_custom(custom: dict[str, Callable]) -> dict[str, Callable]:
-    known = set(registry.supported_ops())
-    for op_type, fn in custom.items():
-        if op_type not in known:
-            raise ValueError(f"custom kernel for {op_type!r}, which is not an op this engine knows")
-        if not callable(fn):
-            raise TypeError(f"custom kernel for {op_type!r} is not callable")
+    """custom_kernels may only replace ops the engine knows (a custom op needs KernelProvider's
+    ``ops=``); KernelProvider itself checks that each kernel is callable."""
+    unknown = sorted(set(custom) - set(registry.supported_ops()))
+    if unknown:
+        raise ValueError(f"custom kernel for {unknown[0]!r}, which is not an op this engine knows")
     return dict(custom)
