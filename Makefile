@@ -20,8 +20,13 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m course.providers.cpu.warm   # compile the CPU provider's loops once, into numba's cache
 	@touch $(STAMP)
 
+# Learners get JupyterLab without nbgrader's instructor tools (Formgrader, Create Assignment, the
+# course and assignment lists): the config folder autograder/learner_lab switches them off for this
+# server only (nothing is written to the user's or the venv's Jupyter config).
+LEARNER_LAB := $(CURDIR)/autograder/learner_lab
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=lessons $(ROOT_FLAG)
+	JUPYTER_CONFIG_PATH="$(LEARNER_LAB)$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH))" $(VENV)/bin/jupyter lab --notebook-dir=lessons $(ROOT_FLAG)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
