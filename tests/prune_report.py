@@ -12,11 +12,16 @@ which ``course.prune`` does not import.)
    five epochs of fine-tuning after each, Han et al. 2015), accuracy and dense-kernel latency; CSR bytes.
 3. 2:4 on every layer whose input dimension is a multiple of 4 (conv1 has one input channel) +
    fine-tuning; the 2:4 compressed bytes.
+4. Accuracy against sparsity per method (``course.prune.sparsity_curves``: magnitude per layer and
+   global, 2:4, L1 filters), right after the cut and after one epoch of fine-tuning.
+   ``python tests/prune_report.py curves [figure.png]`` prints this table alone (about 10 s) and
+   draws ``course.viz.prune.draw_sparsity_curves`` into the file when one is named.
 """
 from __future__ import annotations
 
 import os
 import platform
+import sys
 import time
 
 import numpy as np
@@ -59,8 +64,20 @@ def channel_pruning(epochs=8):
     return out, train_digits.to_onnx(kd)
 
 
-def latency(models: dict, repeats=40):
-    feeds = {"input": SPLIT.x_test}
+def machine() -> str:
+    """The CPU's model name (lscpu's "Model name"), the core count and onnxruntime's version."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.processor() or platform.machine()
+    return f"{name}, {os.cpu_count()} cores, onnxruntime {ort.__version__}"
+
+
+def latency(models: dict, repeats=40, x=None):
+    """Median ms per run of the batch ``x`` (default: the 450 test images) for each model in our
+    engine (reference provider, default providers) and onnxruntime (one thread), A/B interleaved."""
+    feeds = {"input": SPLIT.x_test if x is None else x}
     quiet = ort.SessionOptions(); quiet.log_severity_level = 3
     quiet.intra_op_num_threads = 1  # one thread: the two shared cores make threaded timings noisy
     sessions = {}
@@ -99,10 +116,33 @@ def two_four(epochs=4):
     return cut, acc(layers), layers
 
 
+def sparsity_table(budget=P.Budget()) -> dict:
+    """Print (and return) accuracy against sparsity per method, before / after fine-tuning."""
+    curves = P.sparsity_curves(DIGITS, layers_of, SPLIT, adam(budget.lr), train_digits.softmax_xent, budget=budget)
+    print(f"\naccuracy against sparsity ({budget.epochs} epoch(s) of fine-tuning per point, lr {budget.lr:g})\n")
+    print("| method | level | sparsity reached | no fine-tuning | fine-tuned |\n|---|---|---|---|---|")
+    for method, points in curves.items():
+        for p in points:
+            print(f"| {method} | {p.level:.2f} | {p.sparsity:.1%} | {p.pruned:.2%} | {p.finetuned:.2%} |")
+    return curves
+
+
+def curves_main(figure=None) -> None:
+    t0 = time.time()
+    print(f"# machine: {machine()}")
+    curves = sparsity_table()
+    if figure:
+        import matplotlib
+        matplotlib.use("Agg")
+        from course.viz.prune import draw_sparsity_curves
+        ax = draw_sparsity_curves(curves, float_accuracy=acc(layers_of(DIGITS)))
+        ax.figure.savefig(figure, dpi=120, bbox_inches="tight")
+    print(f"\n({time.time() - t0:.0f} s)")
+
+
 def main() -> None:
     t0 = time.time()
-    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"onnxruntime {ort.__version__}")
+    print(f"# machine: {machine()}")
     float_acc = acc(layers_of(DIGITS))
     ch, pruned = channel_pruning()
     u_cut, u_ft, u_layers, u_masks = unstructured()
@@ -133,8 +173,12 @@ def main() -> None:
         m24 = P.masks.input_last(w24)
         b24 = P.compress_2_4(m24).nbytes if m24.shape[1] % 8 == 0 else None
         print(f"| {name} {tuple(w80.shape)} | {w80.nbytes} | {csr.nbytes} | {b24 if b24 else '- (not 2:4)'} |")
+    sparsity_table()
     print(f"\n({time.time() - t0:.0f} s)")
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["curves"]:
+        curves_main(*sys.argv[2:3])
+    else:
+        main()

@@ -15,12 +15,14 @@ criterion applies directly):
    input channels), then fine-tune with hard labels (no penalty).
 
 Compared with the shipped float model and with the same training without the penalty (lambda = 0,
-cut by |gamma| the same way), to show what the penalty buys at the cut.
+cut by |gamma| the same way), to show what the penalty buys at the cut. Then the latency of the
+slimmed model against its float model (``prune_report.latency``: our engine's reference and
+default providers, onnxruntime with one thread, A/B interleaved, medians) at batch 1 and at the
+450 test images.
 """
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 
@@ -69,9 +71,24 @@ def run(lam: float) -> dict:
     return out
 
 
+def latency_table(r: dict, repeats=((1, 400), (450, 40))) -> None:
+    """Print ms per batch of the float model and the slimmed one, at each batch size: median of
+    ``repeats`` ((batch, runs), ...) A/B interleaved runs."""
+    models = {"float": r["model"], "slimmed": r["final"]}
+    print("\n| batch | model | MFLOP/image | ours ref (ms) | ours default (ms) | onnxruntime 1 thread (ms) |")
+    print("|---|---|---|---|---|---|")
+    for batch, n in repeats:
+        lat = R.latency(models, repeats=n, x=R.SPLIT.x_test[:batch])
+        for label, m in models.items():
+            print(f"| {batch} | {label} | {P.total_flops(m) / 1e6:.3f} | {lat[label, 'ours (reference)']:.3f} | "
+                  f"{lat[label, 'ours (default)']:.3f} | {lat[label, 'onnxruntime']:.3f} |")
+        print("| {} | speed-up | | {:.2f}x | {:.2f}x | {:.2f}x |".format(batch, *(
+            lat["float", e] / lat["slimmed", e] for e in ("ours (reference)", "ours (default)", "onnxruntime"))))
+
+
 def main() -> None:
     t0 = time.time()
-    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+    print(f"# machine: {R.machine()}; "
           f"lambda {LAMBDA:g}, {EPOCHS} training epochs, {FT_EPOCHS} fine-tuning epochs")
     float_acc = R.acc(R.layers_of(R.DIGITS))
     runs = [run(LAMBDA), run(0.0)]
@@ -91,6 +108,8 @@ def main() -> None:
             print(f"  {c}: {len(g)} -> {len(k)} channels; cut {cut.tolist()}")
             print(f"    |gamma| cut: max {g[cut].max():.4f}, mean {g[cut].mean():.4f}; kept: min "
                   f"{g[k].min():.4f}, mean {g[k].mean():.4f}; |gamma| < 1e-2: {(g < 1e-2).sum()}/{len(g)}")
+    print(f"\nlatency, lambda = {runs[0]['lambda']:g}: its trained float model against the slimmed, fine-tuned one")
+    latency_table(runs[0])
     print(f"\n({time.time() - t0:.0f} s)")
 
 
