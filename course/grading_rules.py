@@ -36,10 +36,17 @@ OPS = ("course.ops.*", "course.module.*", "course.runtime.*", "course.providers.
 KERNELS = ("kernels.elementwise.*", "kernels.reduce.*", "kernels.matmul_naive:matmul_naive_kernel",
            "kernels.matmul_naive:matmul_naive", "kernels.matmul_naive:run_matmul",
            "kernels.matmul_tiled.*", "kernels.matmul_padded.*", "kernels.matmul_regblock.*",
-           "kernels.transpose.*", "kernels.softmax.*", "kernels.conv_im2col.*")
+           "kernels.transpose.*", "kernels.softmax.*", "kernels.conv_im2col.*", "kernels.scan.*",
+           "kernels.histogram.*", "kernels.occupancy.*")
 IR = ("course.ir.*", "course.runtime.*", "course.providers.*")
 NO_TRANSPOSE = "build the permuted view from strides (np.lib.stride_tricks.as_strided) and copy it"
 NO_FP16 = "astype(np.float16) is the answer key: build the bits field by field"
+# A "predict first" exercise returns numbers worked out on paper: no library may compute them.
+PAPER = "a prediction is worked out on paper: return the numbers themselves"
+
+
+def _predict(*names: str) -> tuple[tuple[str, str], ...]:
+    return tuple((n, PAPER) for n in ("np", "numpy", "course", "onnx", "kernels", "ml_dtypes") + names)
 
 RULES: dict[str, dict[str, Rule]] = {
     "00_welcome": {
@@ -87,6 +94,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "row_major_strides": Rule(("row_major_strides",), TENSOR, instead="multiply the sizes from the right"),
         "unravel": Rule(("unravel",), TENSOR, restrict=(("np.unravel_index", "divide by the sizes yourself"),),
                         instead="divide by the sizes from the right"),
+        "predict_view": Rule(("predicted_view",), TENSOR, restrict=_predict(), instead=PAPER),
         "view_reshape": Rule(("view_reshape",), TENSOR, restrict=(("np.reshape", "compute the strides"),
                                                                   (".reshape", "compute the strides")),
                              instead="group the axes into contiguous chunks"),
@@ -97,10 +105,12 @@ RULES: dict[str, dict[str, Rule]] = {
         "expand_strides": Rule(("expand_strides",), TENSOR + ("numpy.lib._stride_tricks_impl:broadcast_to",),
                                restrict=(("np.broadcast_to", "compute the strides yourself"),),
                                instead="a stretched axis gets stride 0"),
+        "predict_nhwc": Rule(("predicted_nhwc_strides",), TENSOR, restrict=_predict(), instead=PAPER),
         "permute_copy": Rule(("permute_copy",), TENSOR,
                              restrict=tuple((n, NO_TRANSPOSE) for n in
                                             (".transpose", ".T", ".mT", ".swapaxes", ".moveaxis", ".rollaxis",
                                              ".permute_dims", ".einsum", "transpose", "moveaxis"))),
+        "predict_bf16": Rule(("predicted_bf16_bits",), TENSOR, restrict=_predict(), instead=PAPER),
         "bf16_bits": Rule(("bf16_bits",), TENSOR,
                           restrict=tuple((n, "round the uint32 bits yourself") for n in
                                          (".bfloat16", "'bfloat16'", "ml_dtypes", "bfloat16"))),
@@ -111,14 +121,19 @@ RULES: dict[str, dict[str, Rule]] = {
         "align_up": Rule(("align_up",), TENSOR, instead="round up with integer division"),
     },
     "03_operators": {
+        "predict_tiles": Rule(("predicted_tile_products",), OPS, restrict=_predict("matmul_blocked"), instead=PAPER),
         "matmul_blocked": Rule(("matmul_blocked",), OPS, instead="loop over tiles and multiply tile by tile"),
         "conv_output_size": Rule(("conv_output_size",), OPS + ("kernels.conv_im2col:conv_out_size",),
                                  instead="use the formula above"),
+        "predict_im2col": Rule(("predicted_im2col",), OPS, restrict=_predict("im2col", "conv_output_size"),
+                               instead=PAPER),
         "im2col": Rule(("im2col",), OPS, instead="gather the patches with slices of the padded input"),
         "conv2d": Rule(("conv2d",), OPS, instead="use your im2col and one GEMM per group"),
         "pool2d": Rule(("pool2d",), OPS, instead="pad, then reduce the kh x kw shifted windows"),
         "batchnorm_inference": Rule(("batchnorm_inference",), OPS, instead="scale * (x - mean) / sqrt(var + eps) + bias"),
         "softmax": Rule(("softmax",), OPS, instead="subtract the max, exponentiate, normalise"),
+        "predict_bound": Rule(("predicted_memory_bound",), OPS + ("course.bench.*",),
+                              restrict=_predict("conv2d_cost"), instead=PAPER),
         "conv2d_cost": Rule(("conv2d_cost",), OPS + ("course.bench.*",), instead="count from the shapes"),
         "conv_bn_relu": Rule(("ConvBNReLU.__init__", "ConvBNReLU.forward"), ("course.module:SmallCNN.__init__",),
                              instead="register conv, bn and act yourself"),
@@ -129,23 +144,40 @@ RULES: dict[str, dict[str, Rule]] = {
         "grid_stride": Rule(("saxpy_kernel",), KERNELS, instead="write your own grid-stride loop"),
         "map_zip": Rule(("make_broadcast_zip",), KERNELS, instead="write your own zip kernel"),
         "block_reduce": Rule(("block_sum_kernel", "device_sum"), KERNELS, instead="write your own reduction"),
+        "predict_scan": Rule(("predicted_scan_additions",), KERNELS, restrict=_predict(), instead=PAPER),
+        "scan": Rule(("scan_block_kernel", "device_scan"), KERNELS, restrict=(("np.cumsum", "scan on the device"),
+                                                                              (".cumsum", "scan on the device")),
+                     instead="write your own Hillis–Steele block scan"),
+        "histogram": Rule(("histogram_kernel",), KERNELS, instead="write your own privatised histogram"),
         "pipeline": Rule(("chunk_timeline",), KERNELS, instead="compute the start and end times yourself"),
         "traffic": Rule(("gather_sectors",), KERNELS + ("kernels.trace.analysis:sector_count",),
                         instead="count the 32-byte sectors yourself"),
+        "predict_occupancy": Rule(("predicted_occupancy",), KERNELS, restrict=_predict("sm_occupancy"), instead=PAPER),
+        "occupancy": Rule(("sm_occupancy",), KERNELS, instead="apply the four limits to the SM's fields"),
     },
     "05_shared_memory": {
         "matmul_naive": Rule(("matmul_naive_kernel",), KERNELS, instead="write your own kernel"),
-        "tiled_loads": Rule(("tiled_loads",), KERNELS, instead="count the tile loads yourself"),
+        "tiled_loads": Rule(("tiled_loads",), KERNELS + ("course.viz.tiles.*",), instead="count the tile loads yourself"),
         "matmul_tiled": Rule(("matmul_tiled_kernel",), KERNELS, instead="write your own tiled kernel"),
-        "conflict_degree": Rule(("conflict_degree",), KERNELS + ("kernels.trace.analysis:bank_cost",),
+        "predict_fp64_conflict": Rule(("predicted_fp64_conflict",), KERNELS + ("course.viz.banks.*",),
+                                      restrict=_predict("bank_map", "conflict_degree"), instead=PAPER),
+        "conflict_degree": Rule(("conflict_degree",), KERNELS + ("kernels.trace.analysis:bank_cost", "course.viz.banks.*",
+                                                                 "course.viz.warps.*"),
                                 instead="count the distinct words per bank yourself"),
         "transpose_padded": Rule(("transpose_kernel",), KERNELS, instead="write your own shared-memory transpose"),
+        "softmax": Rule(("softmax_kernel",), KERNELS, instead="write your own online-softmax kernel"),
+        "predict_owner": Rule(("predicted_owner",), KERNELS + ("course.viz.tiles.*",),
+                              restrict=_predict("micro_tile_owner"), instead=PAPER),
         "regblock": Rule(("matmul_regblock_kernel",), KERNELS, instead="write your own register-blocked kernel"),
         "roofline": Rule(("roofline_point",), KERNELS, instead="use the roofline formula"),
     },
     "06_graph_ir": {
+        "predict_order": Rule(("predicted_orders",), IR, restrict=_predict("topo_order"), instead=PAPER),
         "topo_order": Rule(("topo_order",), IR, instead="Kahn's algorithm over the dict nodes"),
         "find_cycle": Rule(("find_cycle",), IR, instead="a depth-first search with three colours"),
+        "predict_shapes": Rule(("predicted_shapes",), IR + ("course.ops.*", "onnx.shape_inference.*"),
+                               restrict=_predict("conv_output_shape", "reshape_output_shape", "gemm_output_shape"),
+                               instead=PAPER),
         "conv_shape": Rule(("conv_output_shape",), IR + ("course.ops.*", "onnx.shape_inference.*"),
                            instead="apply the output-size formula per axis"),
         "reshape_shape": Rule(("reshape_output_shape",), IR + ("course.ops.*", "onnx.shape_inference.*"),
@@ -154,12 +186,14 @@ RULES: dict[str, dict[str, Rule]] = {
                               instead="resolve 0 and -1 yourself"),
         "gemm_shape": Rule(("gemm_output_shape",), IR + ("course.ops.*", "onnx.shape_inference.*"),
                            instead="apply transA/transB and check the bias broadcasts"),
-        "convert_attribute": Rule(("convert_attribute",), IR + ("onnx.helper:get_attribute_value",),
-                                  instead="switch on attr.type and read the matching field"),
-        "import_model": Rule(("import_model",), IR, instead="walk model.graph yourself"),
+        "import_model": Rule(("convert_attribute", "import_model"), IR + ("onnx.helper:get_attribute_value",),
+                             instead="switch on attr.type for an attribute and walk model.graph yourself"),
         "run_graph": Rule(("run_graph",), IR + ("onnx.reference.*",),
                           instead="run the nodes in order with lookup(op).compute"),
         "export_model": Rule(("export_model",), IR, instead="build the model with onnx.helper"),
+        "predict_trace": Rule(("predicted_trace",), IR + ("course.module.*",),
+                              restrict=_predict("trace_module", "trace_onnx", "trace", "record", "F", "Tiny",
+                                                "MiniTracer"), instead=PAPER),
         "record": Rule(("record",), ("course.ir.trace:Tracer.handle", "course.ir.trace:trace",
                                      "course.ir.trace:trace_onnx", "course.runtime.*", "course.providers.*"),
                        instead="name the inputs, run F.run_op and append the node yourself"),
@@ -294,4 +328,28 @@ RULES["11_pruning"] = {
                           instead="forward in training mode, loss, backward in reverse, opt.step(), then multiply each W by its mask"),
     "distillation_loss": Rule(("distillation_loss",), ("course.prune.*", "course.runtime.*", "course.providers.*"),
                               instead="log-softmax with the maximum subtracted; KL at temperature T times T^2, plus the cross-entropy"),
+}
+
+# Lesson 12: the runtime -- partitioning, copies, tactics, engine files, profiles -- and the reference Gemm.
+_RUN = "course.runtime"
+RULES["12_runtime"] = {
+    "dispatch": Rule(("dispatch",), (f"{_RUN}.partition:partition", f"{_RUN}.session.*", f"{_RUN}.engine.*"),
+                     instead="ask each provider's claims(spec) in list order; append ReferenceExecutionProvider() when missing"),
+    "place_copies": Rule(("place_copies",), (f"{_RUN}.copies.*", f"{_RUN}.partition.*", f"{_RUN}.session.*",
+                                             f"{_RUN}.engine.*"),
+                         instead="record where each value lives, walk the nodes and remember the copies already made"),
+    "rms_norm": Rule(("RMSNorm.infer_dtype", "RMSNorm.infer_shape", "rms_norm", "rms_norm_provider"),
+                     ("course.ops.base:Op.infer_dtype", "course.ops.base:Op.infer_shape", "course.ops.base:broadcast_shapes",
+                      "onnx.reference.*"),
+                     instead="check X's and scale's dtypes and shapes yourself; compute the mean of X^2 over the last axis"),
+    "choose_tactic": Rule(("choose_tactic",), (f"{_RUN}.tactics.*",),
+                          instead="one checking call, warm-ups, then clock() around each timed call and statistics.median"),
+    "engine_file": Rule(("pack_engine", "unpack_engine"), (f"{_RUN}.engine_file.*", f"{_RUN}.engine.*"),
+                        instead="PREFIX.pack / unpack_from, json.dumps(header, indent=1, sort_keys=True) and hashlib.sha256"),
+    "profile_check": Rule(("check_in_profile", "arena_dims"), (f"{_RUN}.profiles.*", f"{_RUN}.engine.*"),
+                          instead="compare each dim of each profiled feed with min and max; take max for each symbolic dim"),
+    "capstone": Rule(("my_gemm", "build_my_engine"), ("course.ops.gemm.*", "course.ops.fused_gemm.*", "course.ops.matmul.*",
+                                                      "course.providers.cpu.gemm.*", "course.providers.cpu.blas.*",
+                                                      "onnx.reference.*"),
+                     instead="transpose when a flag says so, multiply with @, scale by alpha and add beta * C"),
 }
