@@ -155,7 +155,8 @@ def test_levels_nest_like_onnxruntimes():
     assert {"FoldConstants", "EliminateDeadCode", "EliminateCommonSubexpressions", "SimplifyAlgebra",
             "FoldBatchNorm"} == set(names["basic"])
     assert set(names["basic"]) < set(names["extended"]) and names["all"] == names["extended"]
-    assert {"MatMulAddToGemm", "FuseConvActivation", "FuseSiblingConvs"} <= set(names["extended"]) - set(names["basic"])
+    assert {"MatMulAddToGemm", "FuseConvActivation", "FuseSiblingConvs", "FuseGemmActivation", "SliceForward",
+            "SinkTransposesThroughConcat", "SinkTransposesThroughSplit"} <= set(names["extended"]) - set(names["basic"])
     assert [p.name for p in default_passes()] == names["all"]
     with pytest.raises(ValueError, match="graph_optimization_level"):
         level_passes("fastest")
@@ -166,8 +167,8 @@ def test_levels_nest_like_onnxruntimes():
 @pytest.mark.parametrize("level, expected", [
     ("disable", ["MatMul", "Add", "Relu", "Gemm", "Softmax"]),
     ("basic", ["MatMul", "Add", "Relu", "Gemm", "Softmax"]),
-    ("extended", ["Gemm", "Relu", "Gemm", "Softmax"]),
-    ("all", ["Gemm", "Relu", "Gemm", "Softmax"]),
+    ("extended", ["FusedGemm", "Gemm", "Softmax"]),  # MatMul+Add -> Gemm, then Gemm+Relu -> FusedGemm
+    ("all", ["FusedGemm", "Gemm", "Softmax"]),
 ])
 def test_optimize_runs_the_levels_passes(level, expected):
     from course.passes import run_graph

@@ -15,6 +15,7 @@ from course.ops import (  # noqa: F401
     flatten,
     fused_conv,
     fused_elementwise,
+    fused_gemm,
     gather,
     gemm,
     global_pool,

@@ -20,12 +20,16 @@ from course.passes.fold_batchnorm import FoldBatchNorm
 from course.passes.fold_constants import FoldConstants
 from course.passes.fuse_conv_activation import FuseConvActivation
 from course.passes.fuse_conv_add import FuseConvAdd
+from course.passes.fuse_gemm_activation import FuseGemmActivation
 from course.passes.fuse_sibling_convs import FuseSiblingConvs
 from course.passes.matmul_add_to_gemm import MatMulAddToGemm
 from course.passes.pipeline import LEVELS, level_passes, optimize
 from course.passes.reduce_mean_to_global_pool import ReduceMeanToGlobalAveragePool
 from course.passes.simplify_algebra import RULES, SimplifyAlgebra
 from course.passes.sink_transposes import SinkTransposes
+from course.passes.sink_transposes_concat import SinkTransposesThroughConcat
+from course.passes.sink_transposes_split import SinkTransposesThroughSplit
+from course.passes.slice_forward import SliceForward
 
 
 def default_passes(protected: Iterable[str] = ()) -> list[Pass]:
@@ -36,6 +40,7 @@ def default_passes(protected: Iterable[str] = ()) -> list[Pass]:
 
 __all__ = ["Pass", "PassError", "PassManager", "PassRecord", "PassResult", "format_report", "BatchNormToMulAdd",
            "EliminateCommonSubexpressions", "EliminateDeadCode", "EliminateIdentity", "FoldBatchNorm",
-           "FoldConstants", "FuseConvActivation", "FuseConvAdd", "FuseSiblingConvs", "MatMulAddToGemm",
-           "ReduceMeanToGlobalAveragePool", "RULES", "SimplifyAlgebra", "SinkTransposes", "LEVELS",
+           "FoldConstants", "FuseConvActivation", "FuseConvAdd", "FuseGemmActivation", "FuseSiblingConvs",
+           "MatMulAddToGemm", "ReduceMeanToGlobalAveragePool", "RULES", "SimplifyAlgebra", "SinkTransposes",
+           "SinkTransposesThroughConcat", "SinkTransposesThroughSplit", "SliceForward", "LEVELS",
            "level_passes", "optimize", "default_passes", "run_graph", "run_node"]

@@ -6,9 +6,11 @@
               folding, dead code, common subexpressions, the algebraic rule table, Conv+BN
               folding.
 - "extended": basic, then replacements and reorderings (MatMul+Add -> Gemm, ReduceMean ->
-              GlobalAveragePool, Transpose sinking) and the fusions into the engine's own
-              ``course.FusedConv`` (Conv+activation, Conv+Add(+activation)) and horizontal fusion
-              of sibling convolutions.
+              GlobalAveragePool, Transpose sinking through elementwise ops, Concat and Split),
+              the fusions into the engine's own ``course.FusedConv`` (Conv+activation,
+              Conv+Add(+activation)) and ``course.FusedGemm`` (Gemm+activation), horizontal
+              fusion of sibling convolutions, and Slice forward (after the fusions, so that a
+              Slice never takes an activation away from the Conv or Gemm whose epilogue it is).
 - "all":      extended; the session adds the layout pass (channels last) at this level only.
 
 ``level_passes(level)`` lists a level's passes; ``optimize`` runs them with a ``PassManager``.
@@ -25,11 +27,15 @@ from course.passes.fold_batchnorm import FoldBatchNorm
 from course.passes.fold_constants import FoldConstants
 from course.passes.fuse_conv_activation import FuseConvActivation
 from course.passes.fuse_conv_add import FuseConvAdd
+from course.passes.fuse_gemm_activation import FuseGemmActivation
 from course.passes.fuse_sibling_convs import FuseSiblingConvs
 from course.passes.matmul_add_to_gemm import MatMulAddToGemm
 from course.passes.reduce_mean_to_global_pool import ReduceMeanToGlobalAveragePool
 from course.passes.simplify_algebra import SimplifyAlgebra
 from course.passes.sink_transposes import SinkTransposes
+from course.passes.sink_transposes_concat import SinkTransposesThroughConcat
+from course.passes.sink_transposes_split import SinkTransposesThroughSplit
+from course.passes.slice_forward import SliceForward
 
 LEVELS = ("disable", "basic", "extended", "all")
 
@@ -46,8 +52,10 @@ def level_passes(level: str, protected: Iterable[str] = ()) -> list[Pass]:
                           EliminateCommonSubexpressions(protected), FoldBatchNorm(protected)]
     if level in ("extended", "all"):
         passes += [MatMulAddToGemm(protected), ReduceMeanToGlobalAveragePool(protected),
-                   SinkTransposes(protected), FuseConvActivation(protected), FuseConvAdd(protected),
-                   FuseSiblingConvs(protected)]
+                   SinkTransposes(protected), SinkTransposesThroughConcat(protected),
+                   SinkTransposesThroughSplit(protected), FuseConvActivation(protected),
+                   FuseGemmActivation(protected), FuseConvAdd(protected), FuseSiblingConvs(protected),
+                   SliceForward(protected)]
     return passes + [EliminateDeadCode(protected)]
 
 
