@@ -8,7 +8,10 @@ reference or a formula in its docstring):
 * ``launch``           ceil_div, THREADS, host/device copies
 * ``elementwise``      grid-stride map / zip (``tensor_add``, ``make_map_kernel``, ``make_zip_kernel``)
 * ``reduce``           shared-memory tree reduction (``reduce_sum``: two passes, any n)
-* ``softmax``          row softmax, one block per row (``softmax_rows``)
+* ``scan``             inclusive prefix sum, Hillis–Steele per block + block offsets (``scan``)
+* ``histogram``        shared-memory privatised histogram with atomics (``histogram``)
+* ``occupancy``        resident blocks and occupancy per SM, NVIDIA's calculator rules (plain Python)
+* ``softmax``          row softmax, one block per row (``softmax_rows``; ``softmax_rows_online``: two reads)
 * ``matmul_naive``     one thread per output (``matmul_naive``)
 * ``matmul_tiled``     shared-memory tiles, any M, N, K (``make_matmul_tiled(tile)``, ``tiled_global_loads``)
 * ``matmul_padded``    transposed A tile in a padded ``[T][T+1]`` array (``make_matmul_transposed_tile``)
@@ -25,7 +28,7 @@ import course  # noqa: F401  (switches the simulator on before numba loads when 
 
 import importlib as _importlib
 
-_SUBMODULES = {"launch", "elementwise", "reduce", "softmax", "matmul_naive", "matmul_tiled",
+_SUBMODULES = {"launch", "elementwise", "reduce", "scan", "histogram", "occupancy", "softmax", "matmul_naive", "matmul_tiled",
                "matmul_padded", "matmul_regblock", "transpose", "conv_im2col", "fused_elementwise", "trace", "bench"}
 
 

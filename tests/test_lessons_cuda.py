@@ -79,3 +79,31 @@ def test_lesson04_timeline_overlap_never_loses_to_serial():
         assert over <= serial + 1e-12
         assert over >= n * d.max() - 1e-9  # the busiest engine is a lower bound
         assert np.isclose(serial, n * d.sum())
+
+
+def test_lesson04_scan_and_histogram_solutions_at_more_awkward_sizes():
+    ns = _namespace("04_cuda_model")
+    a = np.random.default_rng(9).integers(-99, 99, 191).astype(np.int32)
+    out, sums = np.zeros(191, np.int32), np.zeros(3, np.int32)
+    rep = _trace(ns["scan_block_kernel"], 3, 64, out, sums, a)
+    assert np.array_equal(out[128:], np.cumsum(a[128:])) and sums.tolist() == [a[:64].sum(), a[64:128].sum(), a[128:].sum()]
+    assert rep.global_loads == 191 and rep.global_stores == 194
+    keys = np.random.default_rng(10).integers(0, 16, 901).astype(np.int32)
+    counts = np.zeros(16, np.int32)
+    rep = _trace(ns["histogram_kernel"], 5, 24, counts, keys)  # 24 threads: a partial warp
+    assert np.array_equal(counts, np.bincount(keys, minlength=16))
+    assert rep.shared_atomics == 901 and rep.global_atomics == 5 * 16
+    from kernels.occupancy import A100, occupancy
+    assert ns["sm_occupancy"](192, 48, 20000, A100) == occupancy(192, 48, 20000, A100)
+
+
+def test_lesson05_softmax_solution_reads_twice_at_another_shape():
+    ns = _namespace("05_shared_memory")
+    from course.testing import assert_close
+    from kernels.softmax import reference_softmax
+
+    x = (np.random.default_rng(11).standard_normal((3, 333)) * 80).astype(np.float32)
+    out = np.zeros_like(x)
+    rep = _trace(ns["softmax_kernel"], 3, 64, out, x)
+    assert_close(out, reference_softmax(x), rtol=1e-5, atol=1e-6)
+    assert rep.global_loads == 2 * x.size and rep.global_stores == x.size and rep.max_conflict_degree == 1

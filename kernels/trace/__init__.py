@@ -13,6 +13,8 @@ device arrays are copied to the host, traced, and copied back. One Python thread
 thread of a block; blocks run one after another. What the numbers mean is documented in
 :mod:`kernels.trace.analysis`. Out-of-bounds accesses (negative indices included) are recorded,
 not performed: a load returns 0, a store is dropped, and they are not counted as loads/stores.
+``accesses(kernel, grid, block, *args)`` runs the same trace and returns every access as a record
+(:mod:`kernels.trace.accesses`), for per-warp pictures.
 """
 from __future__ import annotations
 
@@ -31,9 +33,10 @@ from kernels.trace.memory import GLOBAL, AddressSpace, TracedArray
 from kernels.trace.report import Report
 from kernels.trace.scheduler import RunState, block_indices, run_block
 from kernels.trace.checked import checked_run
+from kernels.trace.accesses import Access, accesses, warp_requests
 
-__all__ = ["run", "checked_run", "Report", "TraceError", "KernelFault", "BarrierDivergenceError", "TraceTimeout",
-           "OutOfBounds", "Race", "bank_cost", "sector_count"]
+__all__ = ["run", "checked_run", "accesses", "warp_requests", "Access", "Report", "TraceError", "KernelFault",
+           "BarrierDivergenceError", "TraceTimeout", "OutOfBounds", "Race", "bank_cost", "sector_count"]
 
 MAX_THREADS_PER_BLOCK = 1024
 
