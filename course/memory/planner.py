@@ -3,7 +3,7 @@ workspaces, a placement, and the validator's check. The session (and the report)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Mapping, Optional
+from typing import Any, Hashable, Iterable, Mapping, Optional
 
 from course.memory.bound import lower_bound
 from course.memory.inplace import plan_merge_inplace, with_aliases
@@ -37,13 +37,17 @@ class MemoryPlan:
 
 
 def plan_memory(plan: Any, strategy: str = "best", alignment: int = DEFAULT_ALIGNMENT,
-                inplace: bool = False, workspaces: Optional[Mapping[int, int]] = None) -> MemoryPlan:
+                inplace: bool = False, workspaces: Optional[Mapping[int, int]] = None,
+                exclude: Iterable[int] = ()) -> MemoryPlan:
     """Plan a runtime ``plan``'s intermediates and outputs into one arena, and validate it.
 
     ``inplace`` lets elementwise steps write over an input that dies there; ``workspaces`` is
-    ``{step: scratch bytes}`` (``plan_workspaces(plan)`` estimates im2col scratch).
+    ``{step: scratch bytes}`` (``plan_workspaces(plan)`` estimates im2col scratch); slots in
+    ``exclude`` stay out of the arena (a session keeps its graph outputs out, for one).
     """
     sizes, dynamic = plan_sizes(plan, alignment)
+    exclude = set(exclude)
+    sizes = {s: n for s, n in sizes.items() if s not in exclude}
     intervals = {s: iv for s, iv in liveness(plan).items() if s in sizes}
     alias: dict = {}
     if inplace:

@@ -55,3 +55,12 @@ def as_ints(a) -> list[int]:
 
 def rank_of(shape: Shape) -> Optional[int]:
     return None if shape is None else len(shape)
+
+
+def write_out(out: Optional[np.ndarray], y: np.ndarray) -> np.ndarray:
+    """``y``, or, when the caller handed an ``out`` array to write into (destination passing),
+    ``out`` holding a copy of ``y``."""
+    if out is None or out is y:
+        return y
+    np.copyto(out, y)
+    return out

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from course.ops._common import write_out
 from course.ops.registry import register
 from course.ops.unary import _Unary
 
@@ -11,28 +12,28 @@ from course.ops.unary import _Unary
 class Relu(_Unary):
     float_only = False  # opset 14 adds signed integer types
 
-    def compute(self, x):
-        return np.maximum(x, x.dtype.type(0))
+    def compute(self, x, out=None):
+        return np.maximum(x, x.dtype.type(0), out=out)
 
 
 @register("LeakyRelu", since=6)
 class LeakyRelu(_Unary):
     attrs = {"alpha": 0.01}
 
-    def compute(self, x, alpha=0.01):
+    def compute(self, x, alpha=0.01, out=None):
         # alpha is cast to x's type first so float32 stays float32.
-        return np.where(x >= 0, x, x * x.dtype.type(alpha))
+        return write_out(out, np.where(x >= 0, x, x * x.dtype.type(alpha)))
 
 
 @register("Sigmoid", since=6)
 class Sigmoid(_Unary):
-    def compute(self, x):
+    def compute(self, x, out=None):
         # Stable for large |x|: exp of a non-positive number only.
         e = np.exp(-np.abs(x))
-        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        return write_out(out, np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False))
 
 
 @register("Tanh", since=6)
 class Tanh(_Unary):
-    def compute(self, x):
-        return np.tanh(x)
+    def compute(self, x, out=None):
+        return np.tanh(x, out=out)

@@ -10,6 +10,10 @@ opset range it implements::
 
 ``compute(*inputs, **attrs)`` receives numpy arrays (``None`` for an omitted optional input)
 and the node's attributes with defaults filled in, and returns one array or a tuple of arrays.
+A single-output op may also take ``out=None`` (destination passing, lesson 09): given an array
+of the output's shape and dtype -- the session's view into its arena -- it writes the result
+there and returns ``out``. ``out`` may be the very bytes of an input that dies at this node
+(in-place reuse, allowed only for ops whose output element i needs input element i alone).
 
 Shape and dtype inference follow MindSpore's ``infer_shape``/``infer_dtype`` split:
 ``infer_dtype`` and ``infer_shape`` each get an :class:`InferContext`. The defaults cover

@@ -24,14 +24,14 @@ class BatchNormalization(Op):
             raise ShapeError(f"X has rank {len(x)}; expected (N, C, ...)")
         return [x]
 
-    def compute(self, x, scale, b, mean, var, epsilon=1e-5, momentum=0.9, spatial=1, training_mode=0):
+    def compute(self, x, scale, b, mean, var, epsilon=1e-5, momentum=0.9, spatial=1, training_mode=0, out=None):
         if training_mode:
             raise OpAttributeError("training_mode=1 is not supported: this engine runs inference only")
         if x.ndim < 2 or scale.shape != (x.shape[1],):
             raise ShapeError(f"scale has shape {scale.shape}; X {x.shape} needs ({x.shape[1]},)")
         a = scale / np.sqrt(var + var.dtype.type(epsilon))
         shift = (b - mean * a).astype(x.dtype, copy=False).reshape((-1,) + (1,) * (x.ndim - 2))
-        y = x * a.astype(x.dtype, copy=False).reshape(shift.shape)
+        y = np.multiply(x, a.astype(x.dtype, copy=False).reshape(shift.shape), out=out)
         y += shift
         return y
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from course.errors import DTypeError
+from course.ops._common import write_out
 from course.ops.base import InferContext, Op
 from course.ops.registry import register
 
@@ -21,32 +22,32 @@ class _Binary(Op):
 
 @register("Add", since=7)
 class Add(_Binary):
-    def compute(self, a, b):
-        return np.add(a, b)
+    def compute(self, a, b, out=None):
+        return np.add(a, b, out=out)
 
 
 @register("Sub", since=7)
 class Sub(_Binary):
-    def compute(self, a, b):
-        return np.subtract(a, b)
+    def compute(self, a, b, out=None):
+        return np.subtract(a, b, out=out)
 
 
 @register("Mul", since=7)
 class Mul(_Binary):
-    def compute(self, a, b):
-        return np.multiply(a, b)
+    def compute(self, a, b, out=None):
+        return np.multiply(a, b, out=out)
 
 
 @register("Div", since=7)
 class Div(_Binary):
-    def compute(self, a, b):
+    def compute(self, a, b, out=None):
         if a.dtype.kind == "f":
-            return np.divide(a, b)
+            return np.divide(a, b, out=out)
         # ONNX integer division truncates toward zero; numpy's // floors.
         q = np.floor_divide(a, b)
         if a.dtype.kind == "i":
             q = q + ((np.remainder(a, b) != 0) & ((a < 0) != (b < 0))).astype(q.dtype)
-        return q
+        return write_out(out, q)
 
 
 @register("Sum", since=6)

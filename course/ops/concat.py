@@ -39,5 +39,5 @@ class Concat(Op):
                     out[i] = s[i] if isinstance(s[i], int) else out[i]
         return [tuple(out)]
 
-    def compute(self, *xs, axis=0):
-        return np.concatenate(xs, axis=norm_axis(axis, xs[0].ndim))
+    def compute(self, *xs, axis=0, out=None):
+        return np.concatenate(xs, axis=norm_axis(axis, xs[0].ndim), out=out)

@@ -12,6 +12,7 @@ import numpy as np
 
 from course.errors import ShapeError
 from course.ops import _window as win
+from course.ops._common import write_out
 from course.ops.base import InferContext, Op
 from course.ops.registry import register
 
@@ -19,20 +20,24 @@ CONV_ATTRS = {"auto_pad": "NOTSET", "dilations": None, "group": 1, "kernel_shape
               "pads": None, "strides": None}
 
 
-def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="NOTSET"):
-    """Convolution without bias: x (N, C, *S), w (M, C/group, *K) -> (N, M, *O), a fresh array."""
+def conv_core(x, w, group=1, strides=None, pads=None, dilations=None, auto_pad="NOTSET", out=None):
+    """Convolution without bias: x (N, C, *S), w (M, C/group, *K) -> (N, M, *O), a fresh array,
+    or ``out`` written when it is given with that shape (destination passing)."""
     n, c, m = x.shape[0], x.shape[1], w.shape[0]
     if w.ndim != x.ndim or c != w.shape[1] * group or m % group:
         raise ShapeError(f"X {x.shape} and W {w.shape} do not fit group={group}")
     k, s, p, d = win.spatial_attrs(x.ndim - 2, w.shape[2:], strides, pads, dilations, auto_pad)
-    out, pb, pe = win.geometry(x.shape[2:], k, s, p, d, auto_pad)
-    cols = win.windows(win.pad_input(x, pb, pe), k, s, d, out)  # (N, C, *O, *K), a view
+    dims, pb, pe = win.geometry(x.shape[2:], k, s, p, d, auto_pad)
+    cols = win.windows(win.pad_input(x, pb, pe), k, s, d, dims)  # (N, C, *O, *K), a view
     nsp = len(k)
     cols = np.moveaxis(cols, tuple(range(2, 2 + nsp)), tuple(range(2 + nsp, 2 + 2 * nsp)))  # (N, C, *K, *O)
     rows = (c // group) * int(np.prod(k))  # one im2col row per input channel of a group and tap
-    cols = cols.reshape(n, group, rows, int(np.prod(out)))  # the copy: (N, group, rows, positions)
-    y = np.matmul(w.reshape(group, m // group, rows), cols)  # (N, group, M/group, positions)
-    return y.reshape((n, m) + tuple(out))
+    cols = cols.reshape(n, group, rows, int(np.prod(dims)))  # the copy: (N, group, rows, positions)
+    shape = (n, m) + tuple(dims)
+    if out is None or out.shape != shape or not out.flags.c_contiguous:
+        return np.matmul(w.reshape(group, m // group, rows), cols).reshape(shape)  # (N, group, M/group, P)
+    np.matmul(w.reshape(group, m // group, rows), cols, out=out.reshape(n, group, m // group, -1))
+    return out
 
 
 def conv_infer_shape(ctx: InferContext, x_shape, w_shape, m_channels=None):
@@ -71,9 +76,9 @@ class Conv(Op):
         return [conv_infer_shape(ctx, ctx.shape(0), ctx.shape(1))]
 
     def compute(self, x, w, b=None, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
-                pads=None, strides=None):
+                pads=None, strides=None, out=None):
         check_kernel_shape(kernel_shape, w)
-        y = conv_core(x, w, group, strides, pads, dilations, auto_pad)
+        y = conv_core(x, w, group, strides, pads, dilations, auto_pad, out)
         if b is not None:
             y += b.reshape((-1,) + (1,) * (y.ndim - 2))
-        return y
+        return write_out(out, y)

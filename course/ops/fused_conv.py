@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from course.errors import DTypeError, OpAttributeError
+from course.ops._common import write_out
 from course.ops.base import REQUIRED, InferContext, Op, broadcast_shapes
 from course.ops.conv import CONV_ATTRS, Conv, check_kernel_shape, conv_core
 from course.ops.registry import register
@@ -56,14 +57,14 @@ class FusedConv(Op):
         return [y]
 
     def compute(self, x, w, b=None, z=None, activation="Relu", activation_params=(), auto_pad="NOTSET",
-                dilations=None, group=1, kernel_shape=None, pads=None, strides=None):
+                dilations=None, group=1, kernel_shape=None, pads=None, strides=None, out=None):
         check_activation(activation, activation_params)
         check_kernel_shape(kernel_shape, w)
         if z is not None and z.dtype != x.dtype:
             raise DTypeError(f"Z has element type {z.dtype} but X has {x.dtype}")
-        y = conv_core(x, w, group, strides, pads, dilations, auto_pad)  # a fresh array: ours to write
+        y = conv_core(x, w, group, strides, pads, dilations, auto_pad, out)  # fresh, or out: ours to write
         if b is not None:
             y += b.reshape((-1,) + (1,) * (y.ndim - 2))
-        if z is not None:
-            y = np.add(y, z)  # Add's broadcasting; may grow y, so not in place
-        return activate_inplace(y, activation, activation_params)
+        if z is not None:  # Add's broadcasting: in place unless Z makes Y bigger
+            y = np.add(y, z, out=y) if np.broadcast_shapes(y.shape, z.shape) == y.shape else np.add(y, z)
+        return write_out(out, activate_inplace(y, activation, activation_params))

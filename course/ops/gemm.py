@@ -26,12 +26,12 @@ class Gemm(Op):
             raise ShapeError(f"inner dims differ: A gives K={ka}, B gives K={kb}")
         return [(m, n)]
 
-    def compute(self, a, b, c=None, alpha=1.0, beta=1.0, transA=0, transB=0):
+    def compute(self, a, b, c=None, alpha=1.0, beta=1.0, transA=0, transB=0, out=None):
         a = a.T if transA else a
         b = b.T if transB else b
         if a.shape[1] != b.shape[0]:
             raise ShapeError(f"inner dims differ: op(A) is {a.shape}, op(B) is {b.shape}")
-        y = np.matmul(a, b)
+        y = np.matmul(a, b, out=out)
         if alpha != 1.0:
             y *= y.dtype.type(alpha)
         if c is not None and beta != 0.0:

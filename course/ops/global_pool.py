@@ -18,11 +18,11 @@ class _GlobalPool(Op):
 
 @register("GlobalAveragePool", since=1)
 class GlobalAveragePool(_GlobalPool):
-    def compute(self, x):
-        return np.mean(x, axis=tuple(range(2, x.ndim)), keepdims=True, dtype=x.dtype)
+    def compute(self, x, out=None):
+        return np.mean(x, axis=tuple(range(2, x.ndim)), keepdims=True, dtype=x.dtype, out=out)
 
 
 @register("GlobalMaxPool", since=1)
 class GlobalMaxPool(_GlobalPool):
-    def compute(self, x):
-        return np.max(x, axis=tuple(range(2, x.ndim)), keepdims=True)
+    def compute(self, x, out=None):
+        return np.max(x, axis=tuple(range(2, x.ndim)), keepdims=True, out=out)

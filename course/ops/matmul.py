@@ -33,5 +33,5 @@ class MatMul(Op):
     def infer_shape(self, ctx: InferContext):
         return [matmul_shape(ctx.shape(0), ctx.shape(1))]
 
-    def compute(self, a, b):
-        return np.matmul(a, b)
+    def compute(self, a, b, out=None):
+        return np.matmul(a, b, out=out)

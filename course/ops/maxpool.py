@@ -40,15 +40,15 @@ class MaxPool(_Pool):
         return [ctx.dtype(0)]  # opsets 1-7 have no Indices output
 
     def compute(self, x, auto_pad="NOTSET", kernel_shape=None, pads=None, strides=None,
-                storage_order=0, ceil_mode=0, dilations=None, _num_outputs=1):
-        k, s, d, out, pb, pe, over = pool_setup(x, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode)
+                storage_order=0, ceil_mode=0, dilations=None, _num_outputs=1, out=None):
+        k, s, d, dims, pb, pe, over = pool_setup(x, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode)
         end = [e + o for e, o in zip(pe, over)]
-        cells = pooling_windows(x, pb, end, k, s, d, out, _lowest(x.dtype))  # (N, C, *out, taps)
-        y = cells.max(axis=-1)
+        cells = pooling_windows(x, pb, end, k, s, d, dims, _lowest(x.dtype))  # (N, C, *dims, taps)
+        y = cells.max(axis=-1, out=out)  # out: where to write Y (destination passing), or None
         if _num_outputs == 1:
             return y
         best = cells.argmax(axis=-1)  # the first maximum wins, as in onnxruntime
-        return y, _indices(x, best, k, s, d, out, pb, storage_order)
+        return y, _indices(x, best, k, s, d, dims, pb, storage_order)
 
 
 @register("MaxPool", since=8)

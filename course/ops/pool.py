@@ -10,6 +10,7 @@ import numpy as np
 
 from course.errors import ShapeError
 from course.ops import _window as win
+from course.ops._common import write_out
 from course.ops.base import InferContext, Op
 from course.ops.registry import register
 
@@ -64,8 +65,9 @@ class AveragePool(_Pool):
     attrs = {**_Pool.attrs, "count_include_pad": 0}
 
     def compute(self, x, auto_pad="NOTSET", kernel_shape=None, pads=None, strides=None,
-                count_include_pad=0, ceil_mode=0, dilations=None):
-        return _average(x, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode, count_include_pad)
+                count_include_pad=0, ceil_mode=0, dilations=None, out=None):
+        return write_out(out, _average(x, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode,
+                                       count_include_pad))
 
 
 @register("AveragePool", since=10)

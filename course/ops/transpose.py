@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from course.errors import OpAttributeError
+from course.ops._common import write_out
 from course.ops.base import InferContext, Op
 from course.ops.registry import register
 
@@ -23,6 +24,7 @@ class Transpose(Op):
         x = ctx.shape(0)
         return [None if x is None else tuple(x[i] for i in _perm(ctx.attrs["perm"], len(x)))]
 
-    def compute(self, x, perm=None):
+    def compute(self, x, perm=None, out=None):
+        y = np.transpose(x, _perm(perm, x.ndim))
         # A copy, so later kernels get a contiguous buffer (BLAS, reshape without copies).
-        return np.ascontiguousarray(np.transpose(x, _perm(perm, x.ndim)))
+        return np.ascontiguousarray(y) if out is None else write_out(out, y)

@@ -27,31 +27,31 @@ class _Unary(Op):
 class Abs(_Unary):
     float_only = False
 
-    def compute(self, x):
-        return np.abs(x)
+    def compute(self, x, out=None):
+        return np.abs(x, out=out)
 
 
 @register("Neg", since=6)
 class Neg(_Unary):
     float_only = False
 
-    def compute(self, x):
-        return np.negative(x)
+    def compute(self, x, out=None):
+        return np.negative(x, out=out)
 
 
 @register("Exp", since=6)
 class Exp(_Unary):
-    def compute(self, x):
-        return np.exp(x)
+    def compute(self, x, out=None):
+        return np.exp(x, out=out)
 
 
 @register("Sqrt", since=6)
 class Sqrt(_Unary):
-    def compute(self, x):
-        return np.sqrt(x)
+    def compute(self, x, out=None):
+        return np.sqrt(x, out=out)
 
 
 @register("Reciprocal", since=6)
 class Reciprocal(_Unary):
-    def compute(self, x):
-        return np.reciprocal(x)
+    def compute(self, x, out=None):
+        return np.reciprocal(x, out=out)

@@ -47,6 +47,8 @@ class NodeSpec:
 
 
 Kernel = Callable[..., Any]  # kernel(*inputs) -> array or tuple of arrays, as Op.compute returns
+# into(*inputs, out=(y0, y1, ...)): writes output k into the array out[k]; its return is ignored
+IntoKernel = Callable[..., Any]
 
 
 class ExecutionProvider:
@@ -60,6 +62,10 @@ class ExecutionProvider:
     # Layouts its kernels can write besides NCHW, when a pass marks a node so ("NHWC"): the
     # session lets the layout pass mark only nodes of providers that list the layout.
     layouts: frozenset = frozenset()
+    # Where this provider's kernels read and write tensors: "cpu" (host numpy arrays) or a device
+    # ("cuda"). The session inserts explicit copy nodes wherever a value crosses between two
+    # places (course/runtime/copies.py); a device provider runs those copies.
+    device: str = "cpu"
 
     def claims(self, spec: NodeSpec) -> bool:
         """True when this provider runs the node (decided once, at partitioning)."""
@@ -69,6 +75,16 @@ class ExecutionProvider:
         """A function of the node's inputs only (attributes bound) returning what the op's
         reference ``compute(*inputs, **spec.attrs)`` returns, within the dtype's tolerance."""
         raise NotImplementedError(f"{type(self).__name__}.kernel")
+
+    def kernel_into(self, spec: NodeSpec) -> Optional[IntoKernel]:
+        """The node's kernel in destination-passing form, or None (the default) when the
+        provider only has ``kernel``. ``into(*inputs, out=views)`` must write every output k
+        into ``views[k]``: C-contiguous host arrays of the output's dtype and of this run's
+        shape, carved from the session's arena. A view may share its bytes with an input that
+        dies at this node (in-place reuse, planned only for elementwise ops: see
+        ``course.memory.INPLACE_OPS``), so element i is written only after input element i is
+        read. A node without it gets ``kernel``; the session then keeps the array it returns."""
+        return None
 
     def running(self) -> ContextManager:
         """Entered around each run of a plan that has steps on this provider (the CPU provider

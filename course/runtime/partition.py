@@ -1,9 +1,9 @@
 """Partitioning: which provider runs each node (onnxruntime's ``GetCapability`` loop, simplified).
 
 Providers are asked in the session's order; a node goes to the first that claims it. A node
-nobody claims is an error that names it. Every step reads and writes host numpy arrays, so no
-copies are needed between the providers we have; a device provider would add them at the
-borders it reports.
+nobody claims is an error that names it. A device provider (``provider.device != "cpu"``) keeps
+its tensors in device memory: ``copies.insert_copies`` then adds the transfer nodes at the
+borders, and the assignment table counts them in its footer.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from course.errors import UnsupportedOpError
 from course.ir.graph import Graph, Node
 from course.ir.infer import bind, node_prefix
 from course.providers.base import ExecutionProvider, NodeSpec
+from course.runtime.copies import TO_DEVICE, TO_HOST
 
 
 def node_spec(graph: Graph, node: Node) -> NodeSpec:
@@ -53,8 +54,14 @@ def partition(graph: Graph, providers: Sequence[ExecutionProvider]) -> dict[int,
 
 
 def assignment_table(rows: Sequence[tuple[str, str, str]]) -> str:
-    """A readable table of (node name, op type, provider) rows."""
+    """A readable table of (node name, op type, provider) rows; when some rows are host<->device
+    copies, a footer counts them."""
     header = ("node", "op", "provider")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(3)]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+    table = [line(header), line(["-" * w for w in widths]), *map(line, rows)]
+    to_device, to_host = (sum(r[1] == op for r in rows) for op in (TO_DEVICE, TO_HOST))
+    if to_device or to_host:
+        table.append(f"host<->device copies per run: {to_device + to_host} "
+                     f"({to_device} to the device, {to_host} to the host)")
+    return "\n".join(table)

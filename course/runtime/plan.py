@@ -5,16 +5,18 @@ input/output types, layout marks) and its input/output slots; ``free`` lists the
 reads after it, so intermediates are dropped as soon as possible. A plan holds no Node and no
 function: ``to_dict``/``from_dict`` round-trip it through JSON-able data (the engine files and
 the memory planner of later lessons use that), and ``bind`` turns it into a ``BoundPlan`` by
-asking each step's provider for its kernel.
+asking each step's provider for its kernel (and its destination-passing form, when it has one).
+``arena`` is where the planned slots live in one buffer (course/runtime/arena.py), or None.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 from course.ir.graph import Graph
 from course.providers.base import ExecutionProvider, NodeSpec
 from course.runtime import plan_data
+from course.runtime.arena import ArenaLayout
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Plan:
     constants: dict[int, Any]  # slot -> initializer payload (a feed may replace an overridable one)
     slot_of: dict[str, int]  # value name -> slot, for inputs, outputs and initializers
     value_names: list[str]  # slot -> name of the value it holds (for messages and lessons)
+    arena: Optional[ArenaLayout] = None  # the planned slots' places in one arena (None: not planned)
 
     def to_dict(self) -> dict:
         """JSON-able data (arrays as dtype, shape and base64 bytes)."""
@@ -53,6 +56,7 @@ class BoundPlan:
     providers: list[ExecutionProvider]  # each provider with at least one step, in session order
     isolated: list[bool]  # per step: its provider is isolated (the others pause around it)
     expect: list[tuple]  # per step, per output: (dtype, static shape or None), checked after each call
+    into: Optional[list] = None  # per step: the kernel's destination-passing form, or None
 
 
 def build_plan(graph: Graph, specs: Mapping[int, NodeSpec], owner: Mapping[int, ExecutionProvider]) -> Plan:
@@ -85,9 +89,10 @@ def bind(plan: Plan, providers: Mapping[str, ExecutionProvider]) -> BoundPlan:
     if missing:
         raise ValueError(f"the plan needs execution provider(s) {missing}, which this session lacks")
     kernels = [providers[st.provider].kernel(st.spec) for st in plan.steps]
+    into = [providers[st.provider].kernel_into(st.spec) for st in plan.steps]
     used = list(dict.fromkeys(providers[st.provider] for st in plan.steps))
     return BoundPlan(plan, kernels, used, [providers[st.provider].isolated for st in plan.steps],
-                     [tuple(_expect(t) for t in st.spec.outputs) for st in plan.steps])
+                     [tuple(_expect(t) for t in st.spec.outputs) for st in plan.steps], into)
 
 
 def _expect(t):

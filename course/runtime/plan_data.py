@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from course.providers.base import NodeSpec
+from course.runtime.arena import ArenaLayout
 
 
 def snapshot(arr):
@@ -67,7 +68,8 @@ def plan_to_dict(plan) -> dict:
               "outs": list(st.outs), "free": list(st.free)} for st in plan.steps]
     return {"steps": steps, "num_slots": plan.num_slots,
             "constants": [[s, encode(a)] for s, a in plan.constants.items()],
-            "slot_of": dict(plan.slot_of), "value_names": list(plan.value_names)}
+            "slot_of": dict(plan.slot_of), "value_names": list(plan.value_names),
+            "arena": None if getattr(plan, "arena", None) is None else plan.arena.to_dict()}
 
 
 def plan_from_dict(data: Mapping) -> tuple[list[dict], dict]:
@@ -81,7 +83,8 @@ def plan_from_dict(data: Mapping) -> tuple[list[dict], dict]:
                       "outs": tuple(st["outs"]), "free": tuple(st["free"])})
     rest = {"num_slots": data["num_slots"],
             "constants": {int(s): snapshot(decode(a)) for s, a in data["constants"]},
-            "slot_of": dict(data["slot_of"]), "value_names": list(data["value_names"])}
+            "slot_of": dict(data["slot_of"]), "value_names": list(data["value_names"]),
+            "arena": ArenaLayout.from_dict(data["arena"]) if data.get("arena") else None}  # older dicts: none
     return steps, rest
 
 

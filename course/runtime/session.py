@@ -3,8 +3,8 @@
 Construction does all the work once: import -> verify -> graph passes (course.passes, lessons
 07/08) -> infer types -> partition the nodes over the execution providers (course.providers) ->
 layout marks for the providers that honour them -> a plan (plain data) -> kernels bound per step.
-``run`` then only checks the feeds and walks the bound plan. A memory planner (lesson 09) is meant
-to slot in after planning, assigning arena offsets to the plan's slots.
+``run`` then only checks the feeds and walks the bound plan, inside an arena planned once
+(lesson 09: course/runtime/arena.py; ``arena=False`` allocates every tensor per run instead).
 """
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from course.passes.pipeline import optimize
 from course.providers.base import ExecutionProvider
 from course.providers.kernels import KernelProvider
 from course.providers.reference import ReferenceExecutionProvider
+from course.runtime.arena import arena_pool, arena_report
+from course.runtime.copies import insert_copies
 from course.runtime.execute import execute
 from course.runtime.partition import assignment_table, node_spec, partition
 from course.runtime.plan import BoundPlan, Plan, bind, build_plan
@@ -61,11 +63,16 @@ class InferenceSession:
     Conv fusions), "all" (default: extended, then the layout marks), "disable" (none);
     ``passes=[...]`` runs exactly those instead. Op types a ``KernelProvider`` claims are never
     fused or folded away.
+    ``arena`` (default True): the intermediates that kernels write into views live in one arena
+    planned here (``memory_report()`` describes it); ``arena_dims={"N": 8}`` plans symbolic
+    dims at those largest sizes, so smaller runs fit too. ``run`` may be called from several
+    threads at once: each concurrent run gets an arena of its own.
     """
 
     def __init__(self, model: Union[str, bytes, Any, Graph], providers: Optional[Sequence] = None,
                  custom_kernels: Optional[dict[str, Callable]] = None,
-                 graph_optimization_level: str = "all", passes: Optional[Sequence] = None):
+                 graph_optimization_level: str = "all", passes: Optional[Sequence] = None,
+                 arena: bool = True, arena_dims: Optional[Mapping[str, int]] = None):
         self._provider_objs = _resolve_providers(providers, custom_kernels)
         protected = {t for p in self._provider_objs if isinstance(p, KernelProvider) for t in p.kernels}
         self.graph = model if isinstance(model, Graph) else from_onnx(model)
@@ -74,16 +81,41 @@ class InferenceSession:
         self.graph.infer_types()
         self.graph.verify()
         owner = partition(self.graph, self._provider_objs)
+        insert_copies(self.graph, owner)  # host<->device transfer nodes at the borders (issue 18)
         if graph_optimization_level == "all" and passes is None:
             _mark_layouts(self.graph, owner)
         specs = {id(n): node_spec(self.graph, n) for n in self.graph.nodes}
-        self._plan: Plan = build_plan(self.graph, specs, owner)
-        # (hook) memory planner: assign each plan slot an offset in one arena here.
-        self._bound: BoundPlan = bind(self._plan, {p.name: p for p in self._provider_objs})
-        self._inputs = [v for v in self.graph.inputs if not self.graph.is_overridable(v)]
-        self._overridable = [v for v in self.graph.inputs if self.graph.is_overridable(v)]
-        self._feedable = {v.name: v for v in self.graph.inputs}
-        self._output_names = [v.name for v in self.graph.outputs]
+        plan = build_plan(self.graph, specs, owner)
+        self._attach(plan, [v for v in self.graph.inputs if not self.graph.is_overridable(v)],
+                     [v for v in self.graph.inputs if self.graph.is_overridable(v)], list(self.graph.outputs),
+                     arena, arena_dims)
+
+    @classmethod
+    def from_plan(cls, plan: Plan, inputs: Sequence[Value], outputs: Sequence[Value],
+                  providers: Optional[Sequence] = None, overridable: Sequence[Value] = (),
+                  arena: bool = True) -> "InferenceSession":
+        """A session over an already built plan (an engine file's): no import, no pass, no
+        partitioning -- only the kernels bound, and the arena taken from ``plan.arena`` (planned
+        here if it has none; ``arena=False``: none). ``inputs`` (to be fed), ``overridable``
+        (initializers a feed may replace) and ``outputs`` describe the graph's I/O as Values
+        (a name and a TensorType each); feeds are checked against them as in any session."""
+        self = cls.__new__(cls)
+        self._provider_objs = _resolve_providers(providers, None)
+        self.graph = None  # nothing but the plan: the graph was optimised away when it was built
+        self._attach(plan, list(inputs), list(overridable), list(outputs), arena)
+        return self
+
+    def _attach(self, plan: Plan, inputs: list[Value], overridable: list[Value], outputs: list[Value],
+                arena: bool = True, arena_dims: Optional[Mapping[str, int]] = None) -> None:
+        """Everything after planning, shared by ``__init__`` and ``from_plan``: bind the kernels,
+        plan the arena (or take the plan's) and keep the I/O description that ``run`` checks
+        feeds against."""
+        self._plan: Plan = plan
+        self._bound: BoundPlan = bind(plan, {p.name: p for p in self._provider_objs})
+        self._arenas = arena_pool(self._bound, arena, arena_dims)  # None: every tensor allocated per run
+        self._inputs, self._overridable, self._outputs = inputs, overridable, outputs
+        self._feedable = {v.name: v for v in [*inputs, *overridable]}
+        self._output_names = [v.name for v in outputs]
 
     # --- description ----------------------------------------------------------------------------
     def get_inputs(self) -> list[NodeArg]:
@@ -94,7 +126,7 @@ class InferenceSession:
         return [NodeArg.of(v) for v in self._overridable]
 
     def get_outputs(self) -> list[NodeArg]:
-        return [NodeArg.of(v) for v in self.graph.outputs]
+        return [NodeArg.of(v) for v in self._outputs]
 
     def get_providers(self) -> list[str]:
         """The session's providers, in the order nodes were offered to them."""
@@ -108,14 +140,16 @@ class InferenceSession:
         """A readable table: each node, its op type and the provider that runs it."""
         return assignment_table([(st.spec.name, st.spec.op_type, st.provider) for st in self._plan.steps])
 
-    def memory_report(self, strategy: str = "best") -> dict:
-        """How the plan's intermediates would pack into one arena (course.memory): at least
-        ``arena_bytes``, ``lower_bound_bytes``, ``naive_bytes``, ``strategy`` and per-tensor
-        ``offsets``. Planned from the plan's static shapes; the run itself still allocates per
-        tensor (arena execution is lesson 09's plug-in)."""
+    def memory_report(self, strategy: Optional[str] = None) -> dict:
+        """The arena this session's runs use (planned at construction): at least ``arena_bytes``,
+        ``lower_bound_bytes``, ``naive_bytes``, ``strategy`` and per-tensor ``offsets``
+        (course.runtime.arena.arena_report). With a ``strategy`` named, or with the arena off:
+        how course.memory would pack every intermediate of the plan by that strategy."""
+        if strategy is None and self._arenas is not None:
+            return arena_report(self._plan, self._arenas.layout)
         from course.memory import memory_report
 
-        return memory_report(self._plan, strategy=strategy)
+        return memory_report(self._plan, strategy=strategy or "best")
 
     @property
     def plan(self) -> Plan:
@@ -132,7 +166,7 @@ class InferenceSession:
             slots[s] = arr
         for name, arr in self._check_feeds(input_feed).items():
             slots[self._plan.slot_of[name]] = arr
-        execute(self._bound, slots)
+        execute(self._bound, slots, self._arenas)  # thread-safe: each run borrows its own arena
         out = [slots[self._plan.slot_of[n]] for n in names]
         # Never hand out the session's own initializer arrays: a caller could write into them.
         return [a.copy() if any(a is c for c in self._plan.constants.values()) else a for a in out]
