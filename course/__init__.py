@@ -13,12 +13,14 @@ from course.errors import (  # noqa: E402
     DanglingValueError,
     DTypeError,
     EngineError,
+    EngineFileError,
     FeedError,
     GraphCycleError,
     KernelError,
     ModelError,
     OpAttributeError,
     OpsetError,
+    ProfileError,
     ShapeError,
     UnsupportedOpError,
 )
@@ -42,5 +44,5 @@ def __getattr__(name: str):
 __all__ = [
     "CUDA_MODE", "EngineError", "ModelError", "GraphCycleError", "DanglingValueError",
     "UnsupportedOpError", "OpsetError", "OpAttributeError", "ShapeError", "DTypeError",
-    "FeedError", "KernelError", "InferenceSession", "onnx_backend",
+    "FeedError", "KernelError", "ProfileError", "EngineFileError", "InferenceSession", "onnx_backend",
 ]

@@ -50,10 +50,27 @@ class KernelError(EngineError):
     """A kernel failed while running a node; the message names the node."""
 
 
+class ProfileError(FeedError):
+    """A shape outside an engine's optimisation profile: a feed whose dim lies outside the
+    profile's [min, max] (the message names the input, the dim and the range), or, at build
+    time, a profile that does not fit the model's inputs."""
+
+
+class EngineFileError(EngineError):
+    """An engine file that cannot be loaded. ``reason`` says which check failed: "truncated",
+    "magic" (not an engine file), "version" (another format or engine version), "checksum"
+    (corrupted), "device" (built for a provider this process lacks) or "corrupted"."""
+
+    def __init__(self, message: str, reason: str = "corrupted"):
+        super().__init__(message)
+        self.reason = reason
+
+
 # Public, readable alias; the trailing underscore avoids shadowing the builtin inside this module.
 OpAttributeError = AttributeError_
 
 __all__ = [
     "EngineError", "ModelError", "GraphCycleError", "DanglingValueError", "UnsupportedOpError",
     "OpsetError", "OpAttributeError", "ShapeError", "DTypeError", "FeedError", "KernelError",
+    "ProfileError", "EngineFileError",
 ]

@@ -19,7 +19,7 @@ from course.providers.cpu.epilogue import ACT_PARAMS, activate_inplace, epilogue
 from course.providers.cpu.gemm import gemm_sum
 from course.providers.cpu.geometry import Window, flat_taps, window_of
 from course.providers.cpu.im2col import im2col_gemm
-from course.providers.cpu.routes import ConvCase, conv_route
+from course.providers.cpu.routes import ConvCase, conv_route, route_applies
 from course.providers.cpu.weights import channel_major, rows, tap_major, winograd
 from course.providers.cpu.winograd import winograd3x3
 
@@ -35,9 +35,10 @@ def _takes(x, w, b, z, attrs, activation, params) -> bool:
 
 
 def conv2d(x, w, b=None, z=None, *, attrs: dict, activation="Identity", params=(), channels_last=False,
-           reference=None):
+           reference=None, tactic=None):
     """``activation(Conv(x, w, b) + z)``, what FusedConv's (and with no z, Identity, Conv's)
-    reference returns; ``attrs`` the node's convolution attributes."""
+    reference returns; ``attrs`` the node's convolution attributes. ``tactic`` names the route
+    to take (an engine's timed choice) where it applies to the call, else routes.conv_route picks."""
     if not _takes(x, w, b, z, attrs, activation, params):
         return reference(x, w, b, z)
     win = window_of(x.shape[2:], w.shape[2:], attrs)
@@ -45,7 +46,7 @@ def conv2d(x, w, b=None, z=None, *, attrs: dict, activation="Identity", params=(
     if min(win.out) < 1 or (z is not None and z.shape != out_shape):
         return reference(x, w, b, z)  # the reference raises, or broadcasts the residual
     case = ConvCase(x.shape[1], w.shape[0], attrs.get("group", 1), w.shape, win, blas.available(), n=x.shape[0])
-    route = conv_route(case)
+    route = tactic if tactic is not None and route_applies(tactic, case) else conv_route(case)
     if route == "reference":
         return reference(x, w, b, z)
     post = None if b is None and z is None and activation == "Identity" else (b, z, activation, tuple(params))

@@ -4,6 +4,11 @@ It claims the nodes it accelerates (routes.py: float32 2-D Conv and FusedConv wi
 its own, the 3x3 MaxPool, AveragePool, big float32 Gemm) and leaves the rest to the reference provider. Its
 kernels are compiled Numba loops and direct BLAS calls shared with a helper thread (pool.py)
 while ``running()``; numba is imported only when the first kernel is made.
+
+Where a node could run several ways (a convolution's routes, a Gemm in bands or by numpy),
+``tactics(spec)`` lists them, the heuristic's choice first; an engine build times them and marks
+the node ``spec.marks["tactic"]``, which ``kernel`` honours (falling back to the heuristic for a
+call the tactic does not apply to).
 """
 from __future__ import annotations
 
@@ -30,6 +35,9 @@ CLAIMS = {  # (op_type, domain) -> whether this node is ours
     ("Gemm", ""): lambda spec: routes.claims_gemm(spec, _blas_ok()),
 }
 
+TACTICS = {"Conv": tuple(routes.ROUTE_APPLIES), "FusedConv": tuple(routes.ROUTE_APPLIES),
+           "Gemm": routes.GEMM_TACTICS}  # every tactic name a kernel accepts, per op type
+
 CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
 
 
@@ -43,8 +51,31 @@ class CPUExecutionProvider(ExecutionProvider):
         claim = CLAIMS.get((spec.op_type, spec.domain or ""))
         return claim is not None and claim(spec)
 
+    def tactics(self, spec: NodeSpec) -> list[str]:
+        """The kernels this node can run with, the heuristic's choice first, for an engine build
+        to time (``spec.marks["tactic"]`` then names the one to use); [] when there is no choice
+        or the shapes are not all known. A node the layout pass marked channels last keeps its
+        route: the marks were placed for what that route writes."""
+        if spec.marks.get("layout") == "NHWC":
+            return []
+        if spec.op_type in ("Conv", "FusedConv"):
+            case = _conv_case(spec, _blas_ok())
+            return [] if case is None else routes.conv_tactics(case)
+        if spec.op_type == "Gemm":
+            a, b = spec.input_shape(0), spec.input_shape(1)
+            if not (routes.is_static(a) and routes.is_static(b) and len(a) == len(b) == 2):
+                return []
+            m, k = (a[1], a[0]) if spec.attrs.get("transA", 0) else a
+            n = b[0] if spec.attrs.get("transB", 0) else b[1]
+            return routes.gemm_tactics(m, k, n)
+        return []
+
     def kernel(self, spec: NodeSpec) -> Kernel:
         reference = functools.partial(registry.lookup(spec.op_type, spec.opset, spec.domain).compute, **spec.attrs)
+        tactic = spec.marks.get("tactic")
+        if tactic is not None and tactic not in TACTICS.get(spec.op_type, ()):
+            raise ValueError(f"{self.name} has no tactic {tactic!r} for {spec.op_type} "
+                             f"(it has {list(TACTICS.get(spec.op_type, ()))})")
         if spec.op_type == "MaxPool":
             return _max_pool_kernel(spec, reference)
         if spec.op_type == "AveragePool":
@@ -54,9 +85,11 @@ class CPUExecutionProvider(ExecutionProvider):
         if spec.op_type == "Gemm":
             from course.providers.cpu.gemm import gemm_node
 
+            if tactic == "reference":
+                return reference
             attrs = {k: spec.attrs[k] for k in ("alpha", "beta", "transA", "transB") if k in spec.attrs}
             return functools.partial(gemm_node, **attrs, reference=reference)
-        return _conv_kernel(spec, reference)
+        return _conv_kernel(spec, reference, tactic)
 
     def running(self) -> ContextManager:
         from course.providers.cpu import pool
@@ -70,7 +103,20 @@ class CPUExecutionProvider(ExecutionProvider):
         return pool.paused() if pool is not None else contextlib.nullcontext()
 
 
-def _conv_kernel(spec: NodeSpec, reference) -> Kernel:
+def _conv_case(spec: NodeSpec, blas_ok: bool):
+    """The routes.ConvCase of a Conv/FusedConv node whose X and W shapes are known, else None."""
+    from course.providers.cpu.geometry import window_of
+
+    x, w = spec.input_shape(0), spec.input_shape(1)
+    if not (routes.is_static(x) and routes.is_static(w) and len(x) == len(w) == 4):
+        return None
+    win = window_of(x[2:], w[2:], spec.attrs)
+    if min(win.out) < 1:
+        return None
+    return routes.ConvCase(x[1], w[0], spec.attrs.get("group", 1), tuple(w), win, blas_ok, n=x[0])
+
+
+def _conv_kernel(spec: NodeSpec, reference, tactic=None) -> Kernel:
     from course.providers.cpu.conv import conv2d
     from course.providers.cpu.prepared import PreparedConv
 
@@ -80,7 +126,7 @@ def _conv_kernel(spec: NodeSpec, reference) -> Kernel:
         conv2d, attrs=attrs, activation=spec.attrs.get("activation", "Identity") if fused else "Identity",
         params=tuple(spec.attrs.get("activation_params") or ()) if fused else (),
         channels_last=spec.marks.get("layout") == "NHWC",
-        reference=reference if fused else lambda x, w, b, z: reference(x, w, b))
+        reference=reference if fused else lambda x, w, b, z: reference(x, w, b), tactic=tactic)
     return PreparedConv(general)
 
 

@@ -53,9 +53,13 @@ class ConvCase:
 def winograd_fits(case: ConvCase) -> bool:
     """Winograd F(2x2, 3x3) pays from WINOGRAD_MIN_PIXELS output pixels per plane, while its 16
     transformed tiles per input and output channel stay within WINOGRAD_MAX_SCRATCH."""
+    return case.win.pixels >= WINOGRAD_MIN_PIXELS and winograd_scratch(case) <= WINOGRAD_MAX_SCRATCH
+
+
+def winograd_scratch(case: ConvCase) -> int:
+    """Bytes of Winograd's transformed tiles: 16 per 2x2 output tile, per input and output channel."""
     out = case.win.out
-    tiles = -(-out[0] // 2) * -(-out[1] // 2)
-    return out[0] * out[1] >= WINOGRAD_MIN_PIXELS and 16 * tiles * (case.c + case.m) * 4 <= WINOGRAD_MAX_SCRATCH
+    return 16 * (-(-out[0] // 2) * -(-out[1] // 2)) * (case.c + case.m) * 4
 
 
 CONV_ROUTES = (  # (route, condition): the first that holds wins
@@ -83,7 +87,43 @@ def conv_route(case: ConvCase) -> str:
     return next(name for name, applies in CONV_ROUTES if applies(case))
 
 
-def _static(shape) -> bool:
+def _winograd_applies(g: ConvCase) -> bool:
+    return (g.group == 1 and g.blas and g.win.kernel == (3, 3) and not g.win.strided
+            and g.win.dilations == (1, 1) and winograd_scratch(g) <= WINOGRAD_MAX_SCRATCH)
+
+
+ROUTE_APPLIES = {  # route -> whether it can compute this case at all (CONV_ROUTES: whether it should)
+    "depthwise": lambda g: g.depthwise,
+    "reference": lambda g: True,
+    "winograd": _winograd_applies,
+    "pointwise": lambda g: g.group == 1 and g.blas and g.win.kernel == (1, 1) and not g.win.strided,
+    "im2col": lambda g: g.group == 1 and g.blas,
+    "taps": lambda g: g.group == 1 and g.blas,
+}
+
+
+def route_applies(route: str, case: ConvCase) -> bool:
+    """Whether ``route`` computes ``case`` (any route, however slow there; unknown names: False)."""
+    applies = ROUTE_APPLIES.get(route)
+    return applies is not None and applies(case)
+
+
+def conv_tactics(case: ConvCase) -> list[str]:
+    """The routes an engine build may time for ``case``: the heuristic's choice first, then every
+    other route that applies, in CONV_ROUTES order."""
+    first = conv_route(case)
+    return [first] + [name for name, _ in CONV_ROUTES if name != first and route_applies(name, case)]
+
+
+GEMM_TACTICS = ("bands", "reference")  # gemm_sum split between the threads; numpy's matmul
+
+
+def gemm_tactics(m: int, k: int, n: int) -> list[str]:
+    """A float32 Gemm's kernels, the heuristic's choice first (bands from GEMM_MIN_MACS)."""
+    return list(GEMM_TACTICS if m * k * n >= GEMM_MIN_MACS else GEMM_TACTICS[::-1])
+
+
+def is_static(shape) -> bool:
     return shape is not None and all(isinstance(d, int) for d in shape)
 
 
@@ -92,7 +132,7 @@ def claims_conv(spec, blas_ok: bool) -> bool:
     or group 1 with BLAS); a FusedConv residual must have the output's shape (no broadcasting)."""
     x, w = spec.input_shape(0), spec.input_shape(1)
     dtypes = [spec.input_dtype(i) for i in range(len(spec.inputs)) if spec.inputs[i] is not None]
-    if any(d != np.float32 for d in dtypes) or x is None or len(x) != 4 or not _static(w) or len(w) != 4:
+    if any(d != np.float32 for d in dtypes) or x is None or len(x) != 4 or not is_static(w) or len(w) != 4:
         return False
     if spec.op_type == "FusedConv" and len(spec.inputs) > 3 and spec.inputs[3] is not None:
         out = spec.outputs[0][1] if spec.outputs and spec.outputs[0] is not None else None
