@@ -33,6 +33,7 @@ kernel no longer root, holds against root's code too.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 import secrets
@@ -107,6 +108,7 @@ class Sandbox:
         ignore = shutil.ignore_patterns("*.nbi", "*.nbc", ".ipynb_checkpoints", "tests")
         for name in PACKAGES:
             shutil.copytree(PACKAGE_ROOT / name, scratch / "pkgs" / name, ignore=ignore)
+        _seed_numba_cache(scratch)
         if assets is not None and assets.is_dir():
             skip = shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "__pycache__", "*.pyc")
             shutil.copytree(assets, scratch / "work", ignore=skip, dirs_exist_ok=True)
@@ -138,6 +140,32 @@ class Sandbox:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def numba_cache_subpath(source_dir: Path) -> str:
+    """The folder, inside ``NUMBA_CACHE_DIR``, where numba keeps the compiled functions of the
+    sources in ``source_dir``: the folder's name and the SHA-1 of its absolute path (numba's
+    ``_CacheLocator.get_suitable_cache_subpath``; a test keeps the two in step). Written out here
+    so the grader need not import numba."""
+    path = os.path.abspath(source_dir)
+    return f"{os.path.basename(path)}_{hashlib.sha1(path.encode()).hexdigest()}"
+
+
+def _seed_numba_cache(scratch: Path) -> None:
+    """Put a private copy of the course's compiled Numba loops (``make install`` warms them,
+    beside the sources) where the kernel's numba looks for them: ``NUMBA_CACHE_DIR`` is the
+    sandbox's own ``tmp/numba``, which would otherwise start empty and make a lesson that runs the
+    CPU provider compile it again (about 30 s). A submission can change only its own copy; the
+    provider's source stamp (course/providers/cpu/cache.py) still drops a copy that is stale."""
+    for cached in sorted((PACKAGE_ROOT / "course").rglob("__pycache__")):
+        files = [f for f in cached.iterdir() if f.suffix in (".nbi", ".nbc") or f.name.endswith(".sources")]
+        if not files:
+            continue
+        copy_of_sources = scratch / "pkgs" / cached.parent.relative_to(PACKAGE_ROOT)
+        target = scratch / "tmp" / "numba" / numba_cache_subpath(copy_of_sources)
+        target.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            shutil.copy2(f, target / f.name)
 
 
 def current_spec() -> Spec | None:
