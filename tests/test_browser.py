@@ -1,10 +1,13 @@
 """A learner's first session, in a real browser: JupyterLab in headless Chromium.
 
 The server starts the way `make lab` starts it (the learner config folder that hides nbgrader's
-instructor tools), on copies of the SOLUTION notebooks of lesson 00, a kernel lesson (04) and the
-lesson with a widget (09, the memory plan's step slider). Each notebook is opened and run with
-Run > Run All Cells; then every code cell must have an execution count, no output may be an error
-(in the page, and in the notebook saved through the UI), and the widget must render and answer.
+instructor tools), on copies of the SOLUTION notebooks of lesson 00, a kernel lesson with two
+widgets (05: the tile-size explorer and the bank-conflict explorer) and lesson 09 (the memory plan's
+step slider). Each notebook is opened and run with Run > Run All Cells; then every code cell must
+have an execution count, no output may be an error (in the page, and in the notebook saved through
+the UI), every matplotlib figure must render as a PNG image of non-zero size, and every widget must
+render and answer: its first slider moved one step with the keyboard changes the slider's readout
+and the kernel redraws the widget's text or picture.
 
 Chromium is Debian's `chromium` driven by Playwright (no browser download: `executable_path`).
 Without it the test skips, unless COURSE_REQUIRE_BROWSER=1 (set by .ci/run), where it fails.
@@ -28,8 +31,10 @@ LEARNER_LAB = ROOT / "autograder" / "learner_lab"  # what `make lab` puts on JUP
 SHOTS = ROOT / "work" / "browser"
 REQUIRE = os.environ.get("COURSE_REQUIRE_BROWSER", "") not in ("", "0")
 
-# lesson -> the least number of rendered ipywidgets the solution shows after Run All
-LESSONS = {"00_welcome": 0, "04_cuda_model": 0, "09_memory_planning": 1}
+# lesson -> (interactive widgets, figures outside widgets): the least number the solution shows
+# after Run All. Every slider widget found is moved and must answer, not only the first.
+LESSONS = {"00_welcome": (0, 0), "05_shared_memory": (2, 4), "09_memory_planning": (1, 4)}
+# (05 shows 5 figures and 09 shows 5 today; every figure the saved notebook holds must render)
 
 SERVER_START_S = 90    # a cold JupyterLab on a busy 2-core machine starts in ~5 s
 OPEN_S = 90            # notebook rendered and its kernel idle
@@ -273,7 +278,7 @@ def test_lessons_run_clean_in_jupyterlab(chromium, lab):  # no browser: no serve
             _run_all(page)
         states = _wait_all(pages)
         for lesson, page in pages.items():
-            problems += [f"{lesson}: {p}" for p in _check(page, states[lesson], LESSONS[lesson],
+            problems += [f"{lesson}: {p}" for p in _check(page, states[lesson], *LESSONS[lesson],
                                                           root / lesson / f"{lesson}.ipynb")]
     except Exception as exc:  # noqa: BLE001 - a timeout in the page: report it with the screenshots
         problems.append(f"{type(exc).__name__}: {exc}")
@@ -310,7 +315,7 @@ def _wait_all(pages) -> dict:
     return states
 
 
-def _check(page, state, want_widgets: int, path: Path) -> list:
+def _check(page, state, want_widgets: int, want_figures: int, path: Path) -> list:
     problems = []
     if state["timed_out"]:
         problems.append(f"still running after {RUN_ALL_S} s (kernel {state['status']})")
@@ -329,7 +334,14 @@ def _check(page, state, want_widgets: int, path: Path) -> list:
     if found["widgets"] < want_widgets:
         problems.append(f"{found['widgets']} rendered ipywidgets, expected at least {want_widgets}")
     elif want_widgets:
-        problems += _widget_answers(page)
+        problems += _widget_answers(page, want_widgets)
+    figures = _figures(page)
+    if figures["broken"]:
+        problems.append(f"figures that did not render (no PNG, or zero size): {figures['broken'][:5]}")
+    if figures["widget"] < want_widgets:  # each explorer draws a picture in its Output
+        problems.append(f"{figures['widget']} rendered figures inside widgets, expected at least {want_widgets}")
+    if figures["cells"] < want_figures:
+        problems.append(f"{figures['cells']} rendered figures outside widgets, expected at least {want_figures}")
     # File > Save (Ctrl+S) as a learner would, then read the notebook JupyterLab wrote
     before = path.stat().st_mtime_ns
     page.keyboard.press("Control+s")
@@ -343,31 +355,78 @@ def _check(page, state, want_widgets: int, path: Path) -> list:
         problems += [f"saved notebook has an error output in {e}" for e in errors]
         if never_ran and not unrun:
             problems.append(f"saved notebook has code cells without a count: {never_ran[:10]}")
+        saved_pngs = _saved_pngs(path)
+        if saved_pngs != figures["cells"]:
+            problems.append(f"the saved notebook has {saved_pngs} PNG figures, the page renders {figures['cells']}")
     return problems
 
 
-def _widget_answers(page) -> list:
-    """Move the first slider one step with the keyboard: its readout changes and, when the slider sits
-    beside an ipywidgets Output (as the memory plan's does), the kernel redraws that output."""
-    slider = page.locator(".jp-OutputArea-output .widget-slider").first
-    if slider.count() == 0:
-        return ["no slider widget to move"]
-    readout = slider.locator(".widget-readout")
-    box = slider.locator("xpath=ancestor::div[contains(@class,'jp-OutputArea-output')][1]")
-    drawn = box.locator(".widget-output").first
-    before = readout.inner_text()
-    drawn_before = drawn.inner_html() if drawn.count() else None
-    slider.locator(".noUi-handle").first.focus()
-    page.keyboard.press("ArrowRight")
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 30:
-        moved = readout.inner_text() != before
-        if moved and (drawn_before is None or drawn.inner_html() != drawn_before):
-            return []
-        time.sleep(0.3)
-    if readout.inner_text() == before:
-        return ["the slider did not move with the arrow key"]
-    return ["the slider moved but the kernel did not redraw the widget's output"]
+_FIGURES_JS = """() => {
+  const panel = %s;
+  const imgs = Array.from(panel.querySelectorAll('.jp-Notebook .jp-OutputArea-output img'));
+  const broken = [], widget = [], cells = [];
+  imgs.forEach((img, i) => {
+    const r = img.getBoundingClientRect();
+    const src = img.getAttribute('src') || '';
+    const ok = /^data:image\\/png;base64,./.test(src) && img.complete && img.naturalWidth > 0
+      && img.naturalHeight > 0 && r.width > 0 && r.height > 0;
+    if (!ok) broken.push(`image ${i + 1} (${src.slice(0, 30)}, ${img.naturalWidth}x${img.naturalHeight})`);
+    else (img.closest('.jupyter-widgets') ? widget : cells).push(i);
+  });
+  return {broken, widget: widget.length, cells: cells.length};
+}""" % _PANEL_JS
+
+
+def _figures(page) -> dict:
+    """Rendered matplotlib figures: {'broken': [...], 'widget': n, 'cells': n} (images inside a
+    widget's Output are counted apart from the cells' own figures)."""
+    try:  # images decode a moment after their output arrives
+        page.wait_for_function("""() => Array.from(document.querySelectorAll('.jp-OutputArea-output img'))
+                                    .every(i => i.complete)""", timeout=15_000)
+    except Exception:  # noqa: BLE001 - reported as broken below
+        pass
+    return page.evaluate(_FIGURES_JS)
+
+
+def _saved_pngs(path: Path) -> int:
+    """image/png outputs of the code cells in the notebook as saved (widget Outputs are not saved)."""
+    nb = json.loads(path.read_text())
+    return sum(1 for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
+               if "image/png" in o.get("data", {}))
+
+
+def _widget_answers(page, want: int) -> list:
+    """Every widget with a slider: move the slider one step with the keyboard; its readout must
+    change and the kernel must redraw the widget's Output and HTML parts (the picture, the text).
+    At least ``want`` distinct widgets must answer."""
+    widgets = page.locator(".jp-OutputArea-output:has(.jupyter-widgets .widget-slider)")
+    n = widgets.count()
+    problems, answered = [], 0
+    for k in range(n):
+        widget = widgets.nth(k)
+        slider = widget.locator(".widget-slider").first
+        readout = slider.locator(".widget-readout")
+        drawn = widget.locator(".widget-output, .widget-html")
+        before = readout.inner_text()
+        drawn_before = [drawn.nth(i).inner_html() for i in range(drawn.count())]
+        slider.locator(".noUi-handle").first.focus()
+        page.keyboard.press("ArrowRight")
+        t0, moved, redrawn = time.monotonic(), False, False
+        while time.monotonic() - t0 < 30 and not (moved and redrawn):
+            moved = readout.inner_text() != before
+            redrawn = not drawn_before or all(drawn.nth(i).inner_html() != html
+                                              for i, html in enumerate(drawn_before))
+            time.sleep(0.3)
+        label = f"widget {k + 1} ({slider.inner_text().strip().splitlines()[0] if slider.inner_text().strip() else 'slider'})"
+        if not moved:
+            problems.append(f"{label}: the slider did not move with the arrow key")
+        elif not redrawn:
+            problems.append(f"{label}: the slider moved but the kernel did not redraw the widget's output")
+        else:
+            answered += 1
+    if answered < want and not problems:
+        problems.append(f"{answered} of {n} slider widgets answered, expected at least {want}")
+    return problems
 
 
 def _focus_for_screenshot(page) -> None:
