@@ -87,7 +87,8 @@ def advice(dist: str, pin: str, colab: bool, grading_ok: bool = True) -> str:
     if dist == "nbgrader":
         return (f"nbgrader is not installed: instructors' `autograde` needs `pip install {pin}`. "
                 + ("Self-grading (`python -m autograder grade NOTEBOOK`) works without it"
-                   + (" — on Colab run `!python -m autograder grade <notebook>` in a cell." if colab else ".")
+                   + (" — on Colab run `course.colab.save_notebook(\"NN_name.ipynb\")`, then "
+                      "`!python -m autograder grade NN_name.ipynb` in a cell." if colab else ".")
                    if grading_ok else "Self-grading does not need it, but see what else it needs below."))
     if dist in GRADING:
         where = "in a Colab cell: `%pip install " if colab else "`pip install "
