@@ -262,13 +262,17 @@ def test_the_validator_rejects_broken_layouts():
 
 
 def test_layout_leaves_out_outputs_constants_and_kernels_without_destination_passing():
-    s = session(build_model("resnet", **SMALL))  # CPU convs allocate their own outputs
+    s = session(build_model("resnet", **SMALL))
     placed = set(s.plan.arena.offsets)
     assert not placed & (set(plan_outputs(s.plan)) | set(s.plan.constants) | {s.plan.slot_of["input"]})
-    cpu = {slot for st in s.plan.steps if st.provider == "CPUExecutionProvider" for slot in st.outs}
-    assert cpu and not placed & cpu
-    everything = plan_arena(s.plan, into=None)  # the "copy in" policy plans the CPU outputs too
-    assert cpu - set(plan_outputs(s.plan)) <= set(everything.offsets)
+    into = s._bound.into
+    cpu = {slot for st, k in zip(s.plan.steps, into) if st.provider == "CPUExecutionProvider" and k is not None
+           for slot in st.outs} - set(plan_outputs(s.plan))
+    assert cpu and cpu <= placed  # the CPU provider's convolutions write into the arena
+    kept = {slot for st, k in zip(s.plan.steps, into) if k is None for slot in st.outs}
+    assert kept and not placed & kept  # kernels without destination passing keep their own arrays
+    everything = plan_arena(s.plan, into=None)  # the "copy in" policy plans those outputs too
+    assert kept - set(plan_outputs(s.plan)) <= set(everything.offsets)
     validate_layout(s.plan, everything)
 
 

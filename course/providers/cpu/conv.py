@@ -35,10 +35,12 @@ def _takes(x, w, b, z, attrs, activation, params) -> bool:
 
 
 def conv2d(x, w, b=None, z=None, *, attrs: dict, activation="Identity", params=(), channels_last=False,
-           reference=None, tactic=None):
+           reference=None, tactic=None, out=None):
     """``activation(Conv(x, w, b) + z)``, what FusedConv's (and with no z, Identity, Conv's)
     reference returns; ``attrs`` the node's convolution attributes. ``tactic`` names the route
-    to take (an engine's timed choice) where it applies to the call, else routes.conv_route picks."""
+    to take (an engine's timed choice) where it applies to the call, else routes.conv_route picks.
+    ``out`` (destination passing): a C-contiguous NCHW float32 array the routes that write NCHW
+    fill and return; the others (the reference, channels last) return their own array."""
     if not _takes(x, w, b, z, attrs, activation, params):
         return reference(x, w, b, z)
     win = window_of(x.shape[2:], w.shape[2:], attrs)
@@ -50,44 +52,54 @@ def conv2d(x, w, b=None, z=None, *, attrs: dict, activation="Identity", params=(
     if route == "reference":
         return reference(x, w, b, z)
     post = None if b is None and z is None and activation == "Identity" else (b, z, activation, tuple(params))
-    return ROUTES[route](x, w, win, post, channels_last)
+    return ROUTES[route](x, w, win, post, channels_last, out)
 
 
-def _depthwise(x, w, win: Window, post, channels_last):
+def output(out, shape) -> np.ndarray:
+    """``out`` when it is a writable C-contiguous float32 array of ``shape``, else a new one."""
+    if (out is not None and out.shape == shape and out.dtype == np.float32 and out.flags.c_contiguous
+            and out.flags.writeable):
+        return out
+    return np.empty(shape, dtype=np.float32)
+
+
+def _depthwise(x, w, win: Window, post, channels_last, out=None):
     """The compiled 3x3 depthwise kernel, bias and activation in its inner loop; a residual
     afterwards (in one pass on an NCHW output)."""
     b, z, activation, params = post if post is not None else (None, None, "Identity", ())
     if z is None:
-        return depthwise_conv2d(x, w, b, win, activation, params)
-    y = depthwise_conv2d(x, w, b, win)
+        return depthwise_conv2d(x, w, b, win, activation, params, out=out)
+    y = depthwise_conv2d(x, w, b, win, out=out)
     if y.flags.c_contiguous:
         return epilogue(y, None, activation, params, z)
     return activate_inplace(np.add(y, z), activation, params)
 
 
-def _winograd(x, w, win: Window, post, channels_last):
+def _winograd(x, w, win: Window, post, channels_last, out=None):
     """Winograd F(2x2, 3x3) per image, the weights transformed once."""
     n, m = x.shape[0], w.shape[0]
-    y = np.empty((n, m, win.pixels), dtype=np.float32)
+    result = output(out, (n, m) + win.out)
+    y = result.reshape(n, m, win.pixels)
     bias, z, act = epilogue_operands(post, y.shape)
     u = winograd(w)
     for i in range(n):
         winograd3x3(np.ascontiguousarray(x[i]), u, win, y[i], bias=bias, z=None if z is None else z[i], act=act)
-    return y.reshape((n, m) + win.out)
+    return result
 
 
-def _im2col(x, w, win: Window, post, channels_last):
+def _im2col(x, w, win: Window, post, channels_last, out=None):
     """W (M, C*KH*KW) @ im2col(x) per image, the im2col matrix made inside the job."""
     n, m = x.shape[0], w.shape[0]
-    y = np.empty((n, m, win.pixels), dtype=np.float32)
+    result = output(out, (n, m) + win.out)
+    y = result.reshape(n, m, win.pixels)
     bias, z, act = epilogue_operands(post, y.shape)
     wm = rows(w)
     for i in range(n):
         im2col_gemm(np.ascontiguousarray(x[i]), wm, win, y[i], bias=bias, z=None if z is None else z[i], act=act)
-    return y.reshape((n, m) + win.out)
+    return result
 
 
-def _pointwise(x, w, win: Window, post, channels_last):
+def _pointwise(x, w, win: Window, post, channels_last, out=None):
     """A 1x1 convolution: W (M, C) @ X (C, P) per image, X read in either layout (a transposed
     GEMM operand when channels last); channels last out when the node is marked so."""
     if win.padded:
@@ -100,9 +112,9 @@ def _pointwise(x, w, win: Window, post, channels_last):
     if channels_last:
         return _pointwise_channels_last(xs, w, win, post)
     m = w.shape[0]
-    y = np.empty((n, m, win.pixels), dtype=np.float32)
-    pooled_gemms(np.ascontiguousarray(w.reshape(1, m, c)), [xs], y, post)
-    return y.reshape((n, m) + win.out)
+    result = output(out, (n, m) + win.out)
+    pooled_gemms(np.ascontiguousarray(w.reshape(1, m, c)), [xs], result.reshape(n, m, win.pixels), post)
+    return result
 
 
 def _pointwise_channels_last(xs, w, win: Window, post):
@@ -119,18 +131,20 @@ def _pointwise_channels_last(xs, w, win: Window, post):
     return y.transpose(0, 3, 1, 2)
 
 
-def _taps(x, w, win: Window, post, channels_last):
+def _taps(x, w, win: Window, post, channels_last, out=None):
     """One accumulating GEMM per kernel tap over shifted windows of the padded input, no im2col
     buffer: Y_grid += W[:, :, i, j] @ tap(i, j) on an (OH, PW) grid, cropped at the end. The
     epilogue runs in the GEMM's bands unless a residual would need the cropped layout."""
     n, m = x.shape[0], w.shape[0]
     (oh, ow) = win.out
     taps, width = flat_taps(x, win)
-    grid = np.empty((n, m, oh * width), dtype=np.float32)
+    result = output(out, (n, m, oh, ow))
+    grid = result.reshape(n, m, oh * ow) if width == ow else np.empty((n, m, oh * width), dtype=np.float32)
     fused = post is not None and (post[1] is None or width == ow)
     pooled_gemms(tap_major(w), taps, grid, post if fused else None)
-    y = grid.reshape((n, m, oh, width))
-    y = y if width == ow else np.ascontiguousarray(y[..., :ow])
+    y = result
+    if width != ow:  # the crop, into the output
+        np.copyto(result, grid.reshape((n, m, oh, width))[..., :ow])
     if post is None or fused:
         return y
     b, z, activation, params = post

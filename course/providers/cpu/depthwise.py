@@ -141,15 +141,16 @@ def depthwise_nhwc_chunk(args, fl, i):
                      carray(f32_ptr(args[L.zero]), (c,)), carray(f32_ptr(args[L.y]), (n, oh, args[L.ow], c)), r0, r1)
 
 
-def depthwise_conv2d(x, w, b, win: Window, activation="Identity", params=()):
+def depthwise_conv2d(x, w, b, win: Window, activation="Identity", params=(), out=None):
     """3x3 depthwise conv of x (N, C, H, W) float32 by w (C, 1, 3, 3), + b, then the activation;
-    a channels-last x (undilated) gives a channels-last y, else y is contiguous NCHW."""
+    a channels-last x (undilated) gives a channels-last y, else y is contiguous NCHW: ``out``
+    when that is given as a C-contiguous float32 array of y's shape."""
     if win.dilations == (1, 1) and channels_minor(x):
         return _depthwise_nhwc(x, w, b, win, activation, params)
     x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
     n, c = x.shape[:2]
     (oh, ow) = win.out
-    y = np.empty((n, c, oh, ow), dtype=np.float32)
+    y = out if _fits(out, (n, c, oh, ow)) else np.empty((n, c, oh, ow), dtype=np.float32)
     if y.size == 0:
         return y
     (ph, pw), fill, taps = phases3x3(x.shape[2:], win)
@@ -162,6 +163,11 @@ def depthwise_conv2d(x, w, b, win: Window, activation="Identity", params=()):
              fill=address(fill), taps=address(taps), weight=address(w), bias=address(bias),
              y=address(y)).post()
     return y
+
+
+def _fits(out, shape) -> bool:
+    return (out is not None and out.shape == shape and out.dtype == np.float32 and out.flags.c_contiguous
+            and out.flags.writeable)
 
 
 def _depthwise_nhwc(x, w, b, win: Window, activation, params):

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from numba import njit
 
+from course.providers.cpu.batchnorm import scale_shift_chunk
 from course.providers.cpu.depthwise import depthwise_chunk, depthwise_nhwc_chunk
 from course.providers.cpu.epilogue import epilogue_chunk
 from course.providers.cpu.gemm import gemm_chunk
 from course.providers.cpu.im2col import im2col_chunk
-from course.providers.cpu.job import DEPTHWISE, DEPTHWISE_NHWC, EPILOGUE, GEMM, IM2COL_GEMM, MAX_POOL, WINOGRAD
+from course.providers.cpu.job import (DEPTHWISE, DEPTHWISE_NHWC, EPILOGUE, GEMM, IM2COL_GEMM, MAX_POOL, SCALE_SHIFT,
+                                     WINOGRAD)
 from course.providers.cpu.maxpool import max_pool_chunk
 from course.providers.cpu.winograd import winograd_chunk
 
@@ -30,3 +32,5 @@ def run_chunk(args, fl, i):
         max_pool_chunk(args, fl, i)
     elif kind == EPILOGUE:
         epilogue_chunk(args, fl, i)
+    elif kind == SCALE_SHIFT:
+        scale_shift_chunk(args, fl, i)

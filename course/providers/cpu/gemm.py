@@ -13,7 +13,7 @@ import numpy as np
 from numba import carray, njit
 
 from course.providers.cpu import blas
-from course.providers.cpu.epilogue import epilogue_block
+from course.providers.cpu.epilogue import ACT_CODES, activate_inplace, epilogue_block
 from course.providers.cpu.intrinsics import f32_ptr, i64_ptr, sgemm
 from course.providers.cpu.routes import GEMM_MIN_MACS
 from course.providers.cpu.job import ALIGN, F32, FLOATS, GEMM, address, floats, layout, make_job, split
@@ -176,10 +176,15 @@ def gemm_sum(a: np.ndarray, taps: list, c: np.ndarray, beta: float = 0.0, bias=N
     return c
 
 
-def gemm_node(a, b, c=None, alpha=1.0, beta=1.0, transA=0, transB=0, reference=None):
+def gemm_node(a, b, c=None, alpha=1.0, beta=1.0, transA=0, transB=0, reference=None, activation=None,
+              params=(), out=None):
     """ONNX Gemm, float32: ``alpha * op(A) @ op(B) + beta * C`` with op(B) handed to BLAS as it
     lies (a transB weight transposed, not copied) and C added inside the bands when it is a
-    row broadcast or a full matrix. Small or unusual products go to ``reference``."""
+    row broadcast or a full matrix; FusedGemm's ``activation`` then follows, inside the bands
+    when C allows and it is one of the epilogue's (Relu, Clip, LeakyRelu), else as the reference
+    op's pass over the result. MatMul is the case without C. ``out``: a C-contiguous float32
+    (M, N) array to write Y into (destination passing); Y is returned. Small or unusual
+    products go to ``reference`` (the node's own op, activation included)."""
     a2 = a.T if transA else a
     b2 = b.T if transB else b
     if (a.dtype != np.float32 or b.dtype != np.float32 or a.ndim != 2 or b.ndim != 2
@@ -188,16 +193,41 @@ def gemm_node(a, b, c=None, alpha=1.0, beta=1.0, transA=0, transB=0, reference=N
     m, k, n = a2.shape[0], a2.shape[1], b2.shape[1]
     if not (b2.flags.c_contiguous or b2.T.flags.c_contiguous):
         b2 = np.ascontiguousarray(b2)
+    act = None if activation in (None, "Identity") else (activation, tuple(params))
     z = _broadcast_c(c, m, n) if alpha == 1.0 and beta == 1.0 else None
-    y = np.empty((m, n), dtype=np.float32)
-    gemm_sum(np.ascontiguousarray(a2).reshape(1, m, k), [b2], y, z=z, act=None if z is None else ("Identity", ()))
-    if z is not None:
-        return y
-    if alpha != 1.0:
-        y *= np.float32(alpha)
-    if c is not None and beta != 0.0:
-        y += c if beta == 1.0 else c * c.dtype.type(beta)
+    y = out if _fits(out, (m, n)) else np.empty((m, n), dtype=np.float32)
+    in_bands = act if act is not None and act[0] in ACT_CODES else None
+    if z is None:
+        in_bands = None
+    gemm_sum(np.ascontiguousarray(a2).reshape(1, m, k), [b2], y, z=z,
+             act=in_bands or (None if z is None else ("Identity", ())))
+    if z is None:
+        if alpha != 1.0:
+            y *= np.float32(alpha)
+        if c is not None and beta != 0.0:
+            y += c if beta == 1.0 else c * c.dtype.type(beta)
+    if act is not None and in_bands is None:
+        _activate(y, act)
     return y
+
+
+def _fits(out, shape) -> bool:
+    return (out is not None and out.shape == shape and out.dtype == np.float32 and out.flags.c_contiguous
+            and out.flags.writeable)
+
+
+def _activate(y, act) -> None:
+    """y = act(y) in place, as the reference FusedGemm applies it: numpy's in-place ufuncs for the
+    epilogue's activations, the reference op of that name (Sigmoid, Tanh) otherwise."""
+    from course.ops.fused_elementwise import Step, run_step
+    from course.ops.fused_gemm import ACTIVATIONS
+
+    name, params = act
+    if name in ACT_CODES:
+        activate_inplace(y, name, params)
+        return
+    step = Step("y", name, ("x0",), dict(zip(ACTIVATIONS[name], params)))
+    np.copyto(y, run_step(step, [y]))
 
 
 def _broadcast_c(c, m: int, n: int):

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 # Job kinds: the dispatcher (dispatch.py) picks the compiled loop by this number.
-GEMM, DEPTHWISE, EPILOGUE, DEPTHWISE_NHWC, MAX_POOL, IM2COL_GEMM, WINOGRAD = 1, 2, 3, 4, 5, 6, 7
+GEMM, DEPTHWISE, EPILOGUE, DEPTHWISE_NHWC, MAX_POOL, IM2COL_GEMM, WINOGRAD, SCALE_SHIFT = 1, 2, 3, 4, 5, 6, 7, 8
 
 # The float scalars every kind may use: a GEMM's beta and the epilogue's activation constants.
 FLOATS = namedtuple("Floats", "beta lo hi alpha")(0, 1, 2, 3)

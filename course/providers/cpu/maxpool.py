@@ -60,12 +60,15 @@ def max_pool_chunk(args, fl, i):
                   carray(f32_ptr(args[POOL3.y]), (n, c, args[POOL3.oh], args[POOL3.ow])), k0, k1)
 
 
-def max_pool3x3(x: np.ndarray, win: Window) -> np.ndarray:
+def max_pool3x3(x: np.ndarray, win: Window, out=None) -> np.ndarray:
     """MaxPool with a 3x3 window of x (N, C, H, W) float32 (any layout) to win.out; ``win`` may
-    come from ceil_mode: a window hanging past the padding sees only -inf there."""
+    come from ceil_mode: a window hanging past the padding sees only -inf there. Written into
+    ``out`` when that is a C-contiguous float32 array of the output's shape."""
     x = np.ascontiguousarray(x)
     n, c = x.shape[:2]
-    y = np.empty((n, c) + tuple(win.out), dtype=np.float32)
+    shape = (n, c) + tuple(win.out)
+    fits = out is not None and out.shape == shape and out.dtype == np.float32 and out.flags.c_contiguous
+    y = out if fits else np.empty(shape, dtype=np.float32)
     if y.size == 0:
         return y
     (ph, pw), fill, taps = phases3x3(x.shape[2:], win)

@@ -33,28 +33,39 @@ def _counts(spatial, dtype, kernel, strides, dilations, out, pb, pe, over, inclu
     return count
 
 
+def first_tap(tap: np.ndarray, out) -> np.ndarray:
+    """The accumulator, holding the first tap: ``out`` (destination passing) when it is a
+    C-contiguous array of the result's shape and dtype, else a new array."""
+    if out is not None and out.shape == tap.shape and out.dtype == tap.dtype and out.flags.c_contiguous:
+        np.copyto(out, tap)
+        return out
+    return np.array(tap, copy=True)
+
+
 def average_pool(x, auto_pad="NOTSET", kernel_shape=None, pads=None, strides=None, count_include_pad=0,
-                 ceil_mode=0, dilations=None) -> np.ndarray:
-    """AveragePool's definition (course/ops/pool.py), the taps summed in row-major order."""
-    k, s, d, out, pb, pe, over = pool_setup(x, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode)
+                 ceil_mode=0, dilations=None, out=None) -> np.ndarray:
+    """AveragePool's definition (course/ops/pool.py), the taps summed in row-major order (into
+    ``out`` when given)."""
+    k, s, d, out_shape, pb, pe, over = pool_setup(x, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode)
     xp = win.pad_input(x, pb, [e + o for e, o in zip(pe, over)])
     taps = list(np.ndindex(*k))
-    total = np.array(_tap(xp, taps[0], out, s, d), dtype=x.dtype, copy=True)
+    total = first_tap(_tap(xp, taps[0], out_shape, s, d), out)
     for t in taps[1:]:
-        total += _tap(xp, t, out, s, d)
-    count = _counts(tuple(x.shape[2:]), x.dtype, tuple(k), tuple(s), tuple(d), tuple(out), tuple(pb),
+        total += _tap(xp, t, out_shape, s, d)
+    count = _counts(tuple(x.shape[2:]), x.dtype, tuple(k), tuple(s), tuple(d), tuple(out_shape), tuple(pb),
                     tuple(pe), tuple(over), bool(count_include_pad))
     total /= count
     return total
 
 
 def max_pool(x, auto_pad="NOTSET", kernel_shape=None, pads=None, strides=None, storage_order=0,
-             ceil_mode=0, dilations=None, _num_outputs=1) -> np.ndarray:
-    """MaxPool's first output (course/ops/maxpool.py): padding holds -inf, np.maximum's NaN rule."""
-    k, s, d, out, pb, pe, over = pool_setup(x, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode)
+             ceil_mode=0, dilations=None, _num_outputs=1, out=None) -> np.ndarray:
+    """MaxPool's first output (course/ops/maxpool.py): padding holds -inf, np.maximum's NaN rule
+    (into ``out`` when given)."""
+    k, s, d, out_shape, pb, pe, over = pool_setup(x, kernel_shape, strides, pads, dilations, auto_pad, ceil_mode)
     xp = win.pad_input(x, pb, [e + o for e, o in zip(pe, over)], -np.inf)
     taps = list(np.ndindex(*k))
-    best = np.array(_tap(xp, taps[0], out, s, d), dtype=x.dtype, copy=True)
+    best = first_tap(_tap(xp, taps[0], out_shape, s, d), out)
     for t in taps[1:]:
-        np.maximum(best, _tap(xp, t, out, s, d), out=best)
+        np.maximum(best, _tap(xp, t, out_shape, s, d), out=best)
     return best

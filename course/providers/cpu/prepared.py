@@ -7,7 +7,8 @@ whole convolution straight from X into the output (batch 1: a 1x1 GEMM, an im2co
 Winograd, a 3x3 depthwise kernel). A later call with the same weight and bias arrays and an X
 (and Z) of the same dtype, shape and strides only allocates the output, writes the new
 addresses into a copy of the job's record (by field name) and posts it: the same kernel with the
-same arguments, so the same bits. Any other call takes the general path, and its job is kept in
+same arguments, so the same bits. With ``out`` (destination passing) the output is that array
+instead of a new one, on the general path and in a replay alike. Any other call takes the general path, and its job is kept in
 turn; a node whose job could not be replayed takes the general path from then on. Only
 read-only weights (a session's snapshots) are replayed: the job reads copies made from them.
 """
@@ -28,15 +29,15 @@ class PreparedConv:
         self.fast: Optional[Replay] = None  # the last call's job, ready to post again
         self.replayable = True  # False once a call could not be replayed: the general path from then on
 
-    def __call__(self, x, w, b=None, z=None):
+    def __call__(self, x, w, b=None, z=None, out=None):
         f = self.fast
         if f is not None and f.accepts(x, w, b, z):
-            return f.run(x, z)
+            return f.run(x, z, out)
         if (not self.replayable or x.dtype != np.float32 or x.ndim != 4 or x.shape[0] != 1
                 or w.flags.writeable or (b is not None and b.flags.writeable)):
-            return self.general(x, w, b, z)
+            return self.general(x, w, b, z, out=out)
         with recording() as jobs:
-            y = self.general(x, w, b, z)
+            y = self.general(x, w, b, z, out=out)
         self.fast = Replay.of(jobs, x, w, b, z, y)
         self.replayable = self.fast is not None
         return y
@@ -95,9 +96,15 @@ class Replay:
         return (w is self.w and b is self.b and _key(x) == self.x_key
                 and (z is None if self.z_key is None else z is not None and _key(z) == self.z_key))
 
-    def run(self, x, z):
+    def run(self, x, z, out=None):
+        """Post the job again for this X and Z, writing into ``out`` (destination passing: a
+        C-contiguous float32 array of the output's shape) or a new array; returns the output."""
         job, lay = self.job, self.job.layout
-        y = np.empty(self.out_shape, dtype=np.float32)
+        if (self.axes is None and out is not None and out.shape == self.out_shape and out.dtype == np.float32
+                and out.flags.c_contiguous and out.flags.writeable):
+            y = out
+        else:
+            y = np.empty(self.out_shape, dtype=np.float32)
         values = job.values.copy()  # the job itself stays as it is: another thread may replay it
         keep = [x, y, z]
         if self.x_field is None:

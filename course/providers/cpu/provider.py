@@ -1,7 +1,8 @@
 """``CPUExecutionProvider``: the fast CPU engine behind the provider interface.
 
 It claims the nodes it accelerates (routes.py: float32 2-D Conv and FusedConv with a route of
-its own, the 3x3 MaxPool, AveragePool, big float32 Gemm) and leaves the rest to the reference provider. Its
+its own, the 3x3 MaxPool, AveragePool, big float32 Gemm, FusedGemm and 2-D MatMul,
+BatchNormalization) and leaves the rest to the reference provider. Its
 kernels are compiled Numba loops and direct BLAS calls shared with a helper thread (pool.py)
 while ``running()``; numba is imported only when the first kernel is made.
 
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import ContextManager
+from typing import ContextManager, Optional
+
+import numpy as np
 
 from course.ops import registry
-from course.providers.base import ExecutionProvider, Kernel, NodeSpec
+from course.providers.base import ExecutionProvider, IntoKernel, Kernel, NodeSpec
 from course.providers.cpu import routes
 
 
@@ -33,10 +36,16 @@ CLAIMS = {  # (op_type, domain) -> whether this node is ours
     ("MaxPool", ""): routes.claims_max_pool,
     ("AveragePool", ""): routes.claims_average_pool,
     ("Gemm", ""): lambda spec: routes.claims_gemm(spec, _blas_ok()),
+    ("FusedGemm", "course"): lambda spec: routes.claims_gemm(spec, _blas_ok()),
+    ("MatMul", ""): lambda spec: routes.claims_gemm(spec, _blas_ok()),
+    ("BatchNormalization", ""): routes.claims_batch_norm,
 }
 
-TACTICS = {"Conv": tuple(routes.ROUTE_APPLIES), "FusedConv": tuple(routes.ROUTE_APPLIES),
-           "Gemm": routes.GEMM_TACTICS}  # every tactic name a kernel accepts, per op type
+TACTICS = {"Conv": tuple(routes.ROUTE_APPLIES), "FusedConv": tuple(routes.ROUTE_APPLIES),  # every tactic
+           "Gemm": routes.GEMM_TACTICS, "FusedGemm": routes.GEMM_TACTICS,  # name a kernel accepts, per op type
+           "MatMul": routes.GEMM_TACTICS}
+GEMMS = ("Gemm", "FusedGemm", "MatMul")  # the op types gemm_node runs
+GEMM_ATTRS = ("alpha", "beta", "transA", "transB")
 
 CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
 
@@ -61,7 +70,7 @@ class CPUExecutionProvider(ExecutionProvider):
         if spec.op_type in ("Conv", "FusedConv"):
             case = _conv_case(spec, _blas_ok())
             return [] if case is None else routes.conv_tactics(case)
-        if spec.op_type == "Gemm":
+        if spec.op_type in GEMMS:
             a, b = spec.input_shape(0), spec.input_shape(1)
             if not (routes.is_static(a) and routes.is_static(b) and len(a) == len(b) == 2):
                 return []
@@ -82,14 +91,31 @@ class CPUExecutionProvider(ExecutionProvider):
             from course.providers.cpu.pooling import average_pool
 
             return functools.partial(average_pool, **spec.attrs)
-        if spec.op_type == "Gemm":
-            from course.providers.cpu.gemm import gemm_node
+        if spec.op_type in GEMMS:
+            return reference if tactic == "reference" else _gemm_kernel(spec, reference)
+        if spec.op_type == "BatchNormalization":
+            from course.providers.cpu.batchnorm import BatchNormKernel
 
-            if tactic == "reference":
-                return reference
-            attrs = {k: spec.attrs[k] for k in ("alpha", "beta", "transA", "transB") if k in spec.attrs}
-            return functools.partial(gemm_node, **attrs, reference=reference)
+            return BatchNormKernel(spec.attrs.get("epsilon", 1e-5), reference)
         return _conv_kernel(spec, reference, tactic)
+
+    def kernel_into(self, spec: NodeSpec) -> Optional[IntoKernel]:
+        """``kernel`` in destination-passing form where its kernel writes the C-contiguous NCHW
+        (or (M, N)) array the session hands it: the convolution routes, the Gemms and the pools.
+        None where it would not: a node marked channels last (its output is an NCHW view of an
+        NHWC array), and a node whose shapes are known to take the reference's route or tactic
+        (the reference op allocates its own). A call that still returns its own array (another
+        route at this run's shapes) has it copied into the view."""
+        if spec.marks.get("layout") == "NHWC" or len(spec.outputs) != 1 or not self.claims(spec):
+            return None
+        tactic = spec.marks.get("tactic")
+        if tactic == "reference":
+            return None
+        if spec.op_type in ("Conv", "FusedConv") and tactic is None:
+            case = _conv_case(spec, _blas_ok())
+            if case is not None and routes.conv_route(case) == "reference":
+                return None
+        return functools.partial(_write_into, self.kernel(spec))
 
     def running(self) -> ContextManager:
         from course.providers.cpu import pool
@@ -101,6 +127,27 @@ class CPUExecutionProvider(ExecutionProvider):
 
         pool = sys.modules.get("course.providers.cpu.pool")
         return pool.paused() if pool is not None else contextlib.nullcontext()
+
+
+def _write_into(kernel, *inputs, out):
+    """Destination passing over a kernel that takes ``out=``: it returns ``out[0]`` when it wrote
+    there, else its own array, which is copied in."""
+    y = kernel(*inputs, out=out[0])
+    if y is not out[0]:
+        np.copyto(out[0], y)
+
+
+def _gemm_kernel(spec: NodeSpec, reference) -> Kernel:
+    """gemm_node with the node's attributes bound: Gemm's, FusedGemm's activation, MatMul's none."""
+    from course.providers.cpu.gemm import gemm_node
+
+    attrs = {k: spec.attrs[k] for k in GEMM_ATTRS if k in spec.attrs}
+    if spec.op_type == "FusedGemm":
+        attrs.update(activation=spec.attrs["activation"], params=tuple(spec.attrs.get("activation_params") or ()))
+    if spec.op_type == "MatMul":
+        matmul = reference
+        reference = lambda a, b, c=None: matmul(a, b)  # noqa: E731  (MatMul has no C)
+    return functools.partial(gemm_node, **attrs, reference=reference)
 
 
 def _conv_case(spec: NodeSpec, blas_ok: bool):
@@ -139,11 +186,11 @@ def _max_pool_kernel(spec: NodeSpec, reference) -> Kernel:
     if tuple(attrs.get("kernel_shape") or ()) != (3, 3):
         return functools.partial(max_pool_taps, **attrs)
 
-    def max_pool(x):
+    def max_pool(x, out=None):
         if x.dtype.name != "float32" or x.ndim != 4 or x.size == 0:
             return reference(x)
         win = window_of(x.shape[2:], (3, 3), attrs, ceil=attrs.get("ceil_mode", 0))
         if min(win.out) < 1:
             return reference(x)
-        return max_pool3x3(x, win)
+        return max_pool3x3(x, win, out)
     return max_pool

@@ -115,6 +115,7 @@ def conv_tactics(case: ConvCase) -> list[str]:
     return [first] + [name for name, _ in CONV_ROUTES if name != first and route_applies(name, case)]
 
 
+FUSED_GEMM_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh")  # course/ops/fused_gemm.py's
 GEMM_TACTICS = ("bands", "reference")  # gemm_sum split between the threads; numpy's matmul
 
 
@@ -162,14 +163,27 @@ def claims_average_pool(spec) -> bool:
 
 
 def claims_gemm(spec, blas_ok: bool) -> bool:
-    """Gemm of float32 matrices with at least GEMM_MIN_MACS multiply-adds (an unknown batch
-    counted as 1): a classifier head."""
+    """Gemm, FusedGemm (Gemm then an activation) and MatMul of float32 matrices (2-D both) with
+    at least GEMM_MIN_MACS multiply-adds (an unknown batch counted as 1): a classifier head, an
+    MLP's layers."""
     a, b = spec.input_shape(0), spec.input_shape(1)
     if (not blas_ok or spec.input_dtype(0) != np.float32 or spec.input_dtype(1) != np.float32
             or a is None or b is None or len(a) != 2 or len(b) != 2):
+        return False
+    if spec.op_type == "FusedGemm" and spec.attrs.get("activation") not in FUSED_GEMM_ACTIVATIONS:
         return False
     ta, tb = spec.attrs.get("transA", 0), spec.attrs.get("transB", 0)
     m, k = (a[1], a[0]) if ta else (a[0], a[1])
     n = b[0] if tb else b[1]
     known = [d if isinstance(d, int) else 1 for d in (m, k, n)]
     return known[0] * known[1] * known[2] >= GEMM_MIN_MACS
+
+
+def claims_batch_norm(spec) -> bool:
+    """BatchNormalization in inference mode with its one output: X float32 of rank >= 2, the
+    four per-channel operands float32 (the compiled scale-and-shift pass)."""
+    x = spec.input_shape(0)
+    outputs = [o for o in spec.outputs if o is not None]
+    return (x is not None and len(x) >= 2 and len(spec.inputs) == 5 and len(outputs) == 1
+            and len(spec.outputs) == 1 and not spec.attrs.get("training_mode", 0)
+            and all(spec.input_dtype(i) == np.float32 for i in range(5)))
