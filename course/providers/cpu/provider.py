@@ -2,9 +2,10 @@
 
 It claims the nodes it accelerates (routes.py: float32 2-D Conv and FusedConv with a route of
 its own, the 3x3 MaxPool, AveragePool, big float32 Gemm, FusedGemm and 2-D MatMul,
-BatchNormalization) and leaves the rest to the reference provider. Its
-kernels are compiled Numba loops and direct BLAS calls shared with a helper thread (pool.py)
-while ``running()``; numba is imported only when the first kernel is made.
+BatchNormalization, and the course.nhwc Conv and FusedConv the ToNHWC pass writes where a
+channels-last route runs them: 1x1 and 3x3 depthwise) and leaves the rest to the reference
+provider. Its kernels are compiled Numba loops and direct BLAS calls shared with a helper
+thread (pool.py) while ``running()``; numba is imported only when the first kernel is made.
 
 Where a node could run several ways (a convolution's routes, a Gemm in bands or by numpy),
 ``tactics(spec)`` lists them, the heuristic's choice first; an engine build times them and marks
@@ -14,6 +15,7 @@ call the tactic does not apply to).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from typing import ContextManager, Optional
 
@@ -39,6 +41,8 @@ CLAIMS = {  # (op_type, domain) -> whether this node is ours
     ("FusedGemm", "course"): lambda spec: routes.claims_gemm(spec, _blas_ok()),
     ("MatMul", ""): lambda spec: routes.claims_gemm(spec, _blas_ok()),
     ("BatchNormalization", ""): routes.claims_batch_norm,
+    ("Conv", routes.NHWC_DOMAIN): lambda spec: routes.channels_last_route(spec, _blas_ok()) is not None,
+    ("FusedConv", routes.NHWC_DOMAIN): lambda spec: routes.channels_last_route(spec, _blas_ok()) is not None,
 }
 
 TACTICS = {"Conv": tuple(routes.ROUTE_APPLIES), "FusedConv": tuple(routes.ROUTE_APPLIES),  # every tactic
@@ -65,8 +69,8 @@ class CPUExecutionProvider(ExecutionProvider):
         to time (``spec.marks["tactic"]`` then names the one to use); [] when there is no choice
         or the shapes are not all known. A node the layout pass marked channels last keeps its
         route: the marks were placed for what that route writes."""
-        if spec.marks.get("layout") == "NHWC":
-            return []
+        if spec.marks.get("layout") == "NHWC" or spec.domain == routes.NHWC_DOMAIN:
+            return []  # a course.nhwc node has one route, the channels-last one
         if spec.op_type in ("Conv", "FusedConv"):
             case = _conv_case(spec, _blas_ok())
             return [] if case is None else routes.conv_tactics(case)
@@ -97,16 +101,20 @@ class CPUExecutionProvider(ExecutionProvider):
             from course.providers.cpu.batchnorm import BatchNormKernel
 
             return BatchNormKernel(spec.attrs.get("epsilon", 1e-5), reference)
+        if spec.domain == routes.NHWC_DOMAIN:
+            return _channels_last_conv_kernel(spec, reference)
         return _conv_kernel(spec, reference, tactic)
 
     def kernel_into(self, spec: NodeSpec) -> Optional[IntoKernel]:
         """``kernel`` in destination-passing form where its kernel writes the C-contiguous NCHW
         (or (M, N)) array the session hands it: the convolution routes, the Gemms and the pools.
         None where it would not: a node marked channels last (its output is an NCHW view of an
-        NHWC array), and a node whose shapes are known to take the reference's route or tactic
+        NHWC array) or in the course.nhwc domain (it returns the NHWC array its route wrote), and a
+        node whose shapes are known to take the reference's route or tactic
         (the reference op allocates its own). A call that still returns its own array (another
         route at this run's shapes) has it copied into the view."""
-        if spec.marks.get("layout") == "NHWC" or len(spec.outputs) != 1 or not self.claims(spec):
+        if (spec.marks.get("layout") == "NHWC" or spec.domain == routes.NHWC_DOMAIN or len(spec.outputs) != 1
+                or not self.claims(spec)):
             return None
         tactic = spec.marks.get("tactic")
         if tactic == "reference":
@@ -175,6 +183,16 @@ def _conv_kernel(spec: NodeSpec, reference, tactic=None) -> Kernel:
         channels_last=spec.marks.get("layout") == "NHWC",
         reference=reference if fused else lambda x, w, b, z: reference(x, w, b), tactic=tactic)
     return PreparedConv(general)
+
+
+def _channels_last_conv_kernel(spec: NodeSpec, nhwc_reference) -> Kernel:
+    """A course.nhwc Conv/FusedConv: the convolution kernel on NCHW views, its channels-last
+    route named as the tactic (channels_last.py)."""
+    from course.providers.cpu.channels_last import ChannelsLastConv, nchw_reference
+
+    route = routes.channels_last_route(spec, _blas_ok())
+    marked = dataclasses.replace(spec, marks={**spec.marks, "layout": "NHWC"})
+    return ChannelsLastConv(_conv_kernel(marked, nchw_reference(nhwc_reference), route))
 
 
 def _max_pool_kernel(spec: NodeSpec, reference) -> Kernel:

@@ -187,3 +187,29 @@ def claims_batch_norm(spec) -> bool:
     return (x is not None and len(x) >= 2 and len(spec.inputs) == 5 and len(outputs) == 1
             and len(spec.outputs) == 1 and not spec.attrs.get("training_mode", 0)
             and all(spec.input_dtype(i) == np.float32 for i in range(5)))
+
+
+NHWC_DOMAIN = "course.nhwc"  # course/ops/nhwc.py's: X, Z and Y channels last, W still OIHW
+
+
+def channels_last_route(spec, blas_ok: bool):
+    """The route that runs a course.nhwc Conv or FusedConv channels last in and out, or None: a
+    float32 2-D convolution with W's shape known that is 1x1 with stride 1 and group 1 and BLAS
+    to call ("pointwise"), or 3x3 depthwise, undilated ("depthwise"); a FusedConv's residual of
+    the output's shape (the epilogue runs every activation FusedConv has). Other routes write
+    NCHW, so those nodes are left to the reference."""
+    x, w = spec.input_shape(0), spec.input_shape(1)
+    dtypes = [spec.input_dtype(i) for i in range(len(spec.inputs)) if spec.inputs[i] is not None]
+    if any(d != np.float32 for d in dtypes) or x is None or len(x) != 4 or not is_static(w) or len(w) != 4:
+        return None
+    if spec.op_type == "FusedConv" and len(spec.inputs) > 3 and spec.inputs[3] is not None:
+        z, out = spec.input_shape(3), spec.outputs[0][1] if spec.outputs and spec.outputs[0] is not None else None
+        if z is None or out is None or tuple(z) != tuple(out):
+            return None
+    attrs = spec.attrs
+    group, ones = attrs.get("group", 1), lambda key: all(v == 1 for v in attrs.get(key) or (1, 1))
+    if tuple(w[2:]) == (1, 1) and group == 1 and blas_ok and ones("strides"):
+        return "pointwise"
+    if tuple(w[1:]) == (1, 3, 3) and isinstance(x[3], int) and group == x[3] == w[0] and ones("dilations"):
+        return "depthwise"
+    return None
