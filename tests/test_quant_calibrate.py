@@ -84,3 +84,26 @@ def test_calibrate_runs_the_digits_model_through_the_engine():
     assert ranges["input"] == (0.0, float(x.max()))
     assert ranges["r1"].rmin == 0.0 and ranges["r1"].rmax > 0.5
     assert ranges["logits"].rmin < 0 < ranges["logits"].rmax
+
+
+def test_entropy_keeps_the_whole_range_of_values_on_a_grid():
+    # 33 values k/16 in [-1, 1]: 2048 bins of which 17 are full. Smoothing every empty bin of Q
+    # charged wide candidates EPS per empty bin and clipped this to [-1/16, 1/16].
+    x = np.random.default_rng(0).integers(-16, 17, 100_000).astype(np.float32) / 16
+    r = _ranges(CalibrationMethod.Entropy, x)
+    assert (r.rmin, r.rmax) == (-1.0, 1.0)
+
+
+def test_kl_smooths_only_where_q_is_empty_and_p_is_not():
+    p = np.float64([1, 1, 0, 0, 0, 0])
+    assert kl_divergence(p, p.copy()) == 0.0  # Q's empty bins under empty P cost nothing
+    assert np.isfinite(kl_divergence(p, np.float64([1, 0, 0, 0, 0, 0])))
+
+
+def test_exact_zeros_are_left_out_of_the_entropy_histogram():
+    h = AbsHistogram(256)
+    h.add(np.concatenate([np.zeros(5000), np.linspace(0.01, 1, 1000)]))
+    assert h.zeros == 5000.0
+    from course.quant.calibrate import nonzero_counts
+
+    assert nonzero_counts(h)[0] == pytest.approx(h.counts[0] - 5000)

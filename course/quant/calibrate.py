@@ -122,7 +122,19 @@ class EntropyCalibrator(HistogramCalibrator):
 
     def threshold(self, h: AbsHistogram) -> float:
         levels = self.num_quantized_bins or (255 if h.min >= 0 else 128)
-        return entropy_threshold(h.counts, h.width, levels)
+        return entropy_threshold(nonzero_counts(h), h.width, levels)
+
+
+def nonzero_counts(h: AbsHistogram) -> np.ndarray:
+    """The histogram without its exact zeros. A zero is quantized exactly at every threshold (the
+    zero point is exact), so it says nothing about where to clip; left in, a ReLU's zeros are a
+    spike that Q smears over a chunk. ``entropy_threshold`` guesses bin 0 from bin 1 instead
+    (pytorch-quantization's rule), which is wrong when bin 1 is empty: for values on a grid
+    (pixels k/16) it emptied bin 0, and a one-bin candidate then matched P exactly (KL 0),
+    clipping [-1, 1] to [-1/16, 1/16]. Without the zeros, bin 0 holds only small non-zero values."""
+    counts = h.counts.copy()
+    counts[0] = max(counts[0] - h.zeros, 0.0)
+    return counts
 
 
 class MSECalibrator(HistogramCalibrator):

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import numpy as np
 
-EPS = 1e-4  # smoothing so that KL stays finite where Q is empty but P is not (as MXNet smooths)
+EPS = 1e-4  # smoothing so that KL stays finite where Q is empty but P is not
 
 
-def _smooth(q: np.ndarray) -> np.ndarray:
-    """Give empty bins of a distribution EPS and renormalise, so log(p / q) stays finite."""
-    q = q + EPS * (q == 0)
+def _smooth(q: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Give EPS to the bins where Q is empty but P is not, and renormalise, so log(p / q) stays
+    finite. Only those bins: smoothing every empty bin moves EPS * (number of empty bins) of Q's
+    mass away from where P is, a penalty that grows with the candidate's width on a sparse
+    histogram (a tail, values on a grid) and so biased the choice towards clipping."""
+    q = q + EPS * ((q == 0) & (p > 0))
     return q / q.sum()
 
 
@@ -42,7 +45,8 @@ def expand_quantized(src: np.ndarray, levels: int) -> np.ndarray:
 
 
 def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    p, q = p / p.sum(), _smooth(q / q.sum())
+    p = p / p.sum()
+    q = _smooth(q / q.sum(), p)
     keep = p > 0
     return float(np.sum(p[keep] * np.log(p[keep] / q[keep])))
 
@@ -58,6 +62,8 @@ def entropy_threshold(hist: np.ndarray, width: float, levels: int = 128) -> floa
     for i in range(levels, hist.size + 1):
         if hist[i - 1] == 0 and tail[i] == 0:
             continue  # an empty last bin with nothing clipped: same as a smaller i
+        if tail[0] == tail[i]:
+            continue  # nothing kept below the threshold: Q is empty (KL undefined)
         p = hist[:i].copy()
         p[-1] += tail[i]
         d = kl_divergence(p, expand_quantized(hist[:i], levels))

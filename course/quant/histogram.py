@@ -3,7 +3,7 @@
 Batches arrive one at a time and a later batch may hold a larger |x| than any before, so the
 histogram keeps a fixed number of bins over [0, amax] and, when amax grows, re-bins the counts it
 has into the wider range (linear interpolation of the cumulative counts; onnxruntime and TensorRT
-also merge histograms approximately). The signed min and max are kept exactly beside it.
+also merge histograms approximately). The signed min and max, and the count of exact zeros, are kept exactly beside it.
 """
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 
 
 class AbsHistogram:
-    """Counts of |x| in ``bins`` equal bins over [0, amax], plus the exact min and max of x."""
+    """Counts of |x| in ``bins`` equal bins over [0, amax], plus the exact min and max of x and the
+    number of exact zeros (``zeros``: they sit in bin 0 with the small non-zero values)."""
 
     def __init__(self, bins: int = 2048):
         self.bins = bins
@@ -19,6 +20,7 @@ class AbsHistogram:
         self.amax = 0.0
         self.min = np.inf
         self.max = -np.inf
+        self.zeros = 0.0
 
     @property
     def width(self) -> float:
@@ -34,6 +36,7 @@ class AbsHistogram:
             return
         self.min, self.max = min(self.min, float(x.min())), max(self.max, float(x.max()))
         a = np.abs(x)
+        self.zeros += float(np.count_nonzero(a == 0))
         top = float(a.max())
         if top > self.amax:
             self._widen(top)
