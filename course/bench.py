@@ -224,18 +224,24 @@ def profile_ops(model, warmup: int = 1) -> dict[str, tuple[int, float]]:
     def timed(op_type: str, compute, attrs):
         key = f"{op_type} (grouped)" if attrs.get("group", 1) != 1 else op_type
 
-        def fn(*args):
+        if compute is None:
+            return None  # no destination-passing form: the step runs its plain kernel
+
+        def fn(*args, **out):
             t0 = time.perf_counter()
-            out = compute(*args)
+            result = compute(*args, **out)
             acc = totals.setdefault(key, [0, 0.0])
             acc[0] += 1
             acc[1] += time.perf_counter() - t0
-            return out
+            return result
         return fn
 
     sess = course.InferenceSession(model)
     bound = sess._bound
-    bound.kernels = [timed(st.spec.op_type, fn, st.spec.attrs) for st, fn in zip(bound.plan.steps, bound.kernels)]
+    steps = bound.plan.steps
+    bound.kernels = [timed(st.spec.op_type, fn, st.spec.attrs) for st, fn in zip(steps, bound.kernels)]
+    if bound.into:  # steps writing into the arena call this form instead (one of the two per run)
+        bound.into = [timed(st.spec.op_type, fn, st.spec.attrs) for st, fn in zip(steps, bound.into)]
     shape = [d.dim_value or 1 for d in model.graph.input[0].type.tensor_type.shape.dim]
     feed = {model.graph.input[0].name: np.zeros(shape, np.float32)}
     for _ in range(warmup):
