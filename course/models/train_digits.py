@@ -148,11 +148,17 @@ class Dense:
         return dy @ self.params["W"]
 
 
-def build_network(seed: int):
+WIDTHS = (16, 32, 64)  # conv1 channels, conv2 channels, hidden units of fc1
+
+
+def build_network(seed: int, widths: tuple[int, int, int] = WIDTHS):
+    """The layers of the network above; ``widths`` makes narrower or wider variants (the shipped
+    model is the default; lesson 10's QAT comparison also trains a quarter-width one)."""
+    c1, c2, hidden = widths
     rng = np.random.default_rng(seed)
-    return [Conv3x3(rng, 1, 16), BatchNorm(16), Relu(),
-            Conv3x3(rng, 16, 32), BatchNorm(32), Relu(), MaxPool2(),
-            Flatten(), Dense(rng, 512, 64), Relu(), Dense(rng, 64, 10, gain=1.0)]
+    return [Conv3x3(rng, 1, c1), BatchNorm(c1), Relu(),
+            Conv3x3(rng, c1, c2), BatchNorm(c2), Relu(), MaxPool2(),
+            Flatten(), Dense(rng, c2 * 16, hidden), Relu(), Dense(rng, hidden, 10, gain=1.0)]
 
 
 def forward(layers, x, train: bool = False) -> np.ndarray:
@@ -191,11 +197,12 @@ class Adam:
                 p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
-def train(epochs: int = 30, batch_size: int = 32, lr: float = 2e-3, seed: int = 0, log=print):
+def train(epochs: int = 30, batch_size: int = 32, lr: float = 2e-3, seed: int = 0, log=print,
+          widths: tuple[int, int, int] = WIDTHS):
     """Train on the fixed split; returns (layers, test accuracy of the numpy forward pass)."""
     split = load_digits_split()
     x, y = split.x_train.astype(np.float64), split.y_train
-    layers = build_network(seed)
+    layers = build_network(seed, widths)
     opt = Adam(layers, lr)
     for epoch, batches in cosine_epochs(opt, len(x), epochs, batch_size, lr, np.random.default_rng(seed + 1)):
         total = 0.0
