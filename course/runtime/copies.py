@@ -134,10 +134,6 @@ class _Borders:
         return name
 
 
-def is_copy(op_type: str, domain: str) -> bool:
-    return (op_type, domain or "") in COPY_OPS
-
-
 def copy_count(plan, direction: Optional[str] = None) -> int:
     """Host<->device copies one run of ``plan`` makes (a Plan, or anything with ``.plan``, such as
     a session); ``direction`` "to_device" or "to_host" counts one kind only."""
