@@ -16,6 +16,7 @@ from course.errors import (  # noqa: E402
     EngineFileError,
     FeedError,
     GraphCycleError,
+    HookError,
     KernelError,
     ModelError,
     OpAttributeError,
@@ -44,5 +45,5 @@ def __getattr__(name: str):
 __all__ = [
     "CUDA_MODE", "EngineError", "ModelError", "GraphCycleError", "DanglingValueError",
     "UnsupportedOpError", "OpsetError", "OpAttributeError", "ShapeError", "DTypeError",
-    "FeedError", "KernelError", "ProfileError", "EngineFileError", "InferenceSession", "onnx_backend",
+    "FeedError", "KernelError", "ProfileError", "EngineFileError", "HookError", "InferenceSession", "onnx_backend",
 ]

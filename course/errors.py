@@ -56,6 +56,13 @@ class ProfileError(FeedError):
     time, a profile that does not fit the model's inputs."""
 
 
+class HookError(EngineError):
+    """A part plugged into a session (``scheduler=``, ``partitioner=``, ``planner=``,
+    ``interpreter=``) gave an answer the engine cannot use: an order that reads a value before it
+    is made, a node left without a provider, a provider that cannot run the node it was given.
+    The message names the hook and the node."""
+
+
 class EngineFileError(EngineError):
     """An engine file that cannot be loaded. ``reason`` says which check failed: "truncated",
     "magic" (not an engine file), "version" (another format or engine version), "checksum"

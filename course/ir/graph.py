@@ -220,6 +220,13 @@ class Graph:
         """Topological sort (Kahn), ties broken by current order; GraphCycleError on a cycle."""
         self._nodes = [self._nodes[i] for i in self._topo_order()]
 
+    def reorder(self, nodes: Sequence[Node]) -> None:
+        """Put the graph's nodes in the order of ``nodes``, which must hold each of them once
+        (whether the order is topological is ``verify``'s to say)."""
+        if len(nodes) != len(self._nodes) or {id(n) for n in nodes} != {id(n) for n in self._nodes}:
+            raise ValueError("reorder needs every node of the graph exactly once")
+        self._nodes = list(nodes)
+
     def _topo_order(self) -> list[int]:
         """Indices of the nodes in sorted order; raises GraphCycleError listing a cycle."""
         order = {id(n): i for i, n in enumerate(self._nodes)}

@@ -8,7 +8,7 @@ from typing import Any, Hashable, Iterable, Mapping, Optional
 from course.memory.bound import lower_bound
 from course.memory.inplace import plan_merge_inplace, with_aliases
 from course.memory.liveness import Interval, liveness, plan_sizes
-from course.memory.place import place
+from course.memory.place import Strategy, place, strategy_name
 from course.memory.sizes import DEFAULT_ALIGNMENT
 from course.memory.validate import arena_bytes, validate
 from course.memory.workspace import add_workspaces
@@ -36,7 +36,7 @@ class MemoryPlan:
         return lower_bound(self.intervals, self.sizes)
 
 
-def plan_memory(plan: Any, strategy: str = "best", alignment: int = DEFAULT_ALIGNMENT,
+def plan_memory(plan: Any, strategy: Strategy = "best", alignment: int = DEFAULT_ALIGNMENT,
                 inplace: bool = False, workspaces: Optional[Mapping[int, int]] = None,
                 exclude: Iterable[int] = ()) -> MemoryPlan:
     """Plan a runtime ``plan``'s intermediates and outputs into one arena, and validate it.
@@ -44,6 +44,7 @@ def plan_memory(plan: Any, strategy: str = "best", alignment: int = DEFAULT_ALIG
     ``inplace`` lets elementwise steps write over an input that dies there; ``workspaces`` is
     ``{step: scratch bytes}`` (``plan_workspaces(plan)`` estimates im2col scratch); slots in
     ``exclude`` stay out of the arena (a session keeps its graph outputs out, for one).
+    ``strategy``: a name from ``STRATEGIES`` or a placement function (course.memory.place).
     """
     sizes, dynamic = plan_sizes(plan, alignment)
     exclude = set(exclude)
@@ -55,7 +56,7 @@ def plan_memory(plan: Any, strategy: str = "best", alignment: int = DEFAULT_ALIG
     intervals, sizes = add_workspaces(intervals, sizes, workspaces or {}, alignment)
     offsets = place(intervals, sizes, strategy)
     validate(intervals, sizes, offsets, alignment, names=tensor_names(plan, intervals))
-    return MemoryPlan(strategy, alignment, intervals, sizes, with_aliases(offsets, alias), alias, dynamic)
+    return MemoryPlan(strategy_name(strategy), alignment, intervals, sizes, with_aliases(offsets, alias), alias, dynamic)
 
 
 def tensor_names(plan: Any, tensors) -> dict[Hashable, str]:

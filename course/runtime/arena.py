@@ -38,6 +38,7 @@ from course.memory import (
     DEFAULT_ALIGNMENT, Arena, MemoryPlanError, liveness, plan_memory, plan_outputs, plan_types,
     static_shape, tensor_bytes, validate,
 )
+from course.memory.place import Strategy
 
 # ops whose kernel may return a view of its first input instead of a new array
 VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Split",
@@ -79,7 +80,7 @@ class ArenaLayout:
 # --- planning -------------------------------------------------------------------------------------
 
 
-def plan_arena(plan: Any, dims: Optional[Mapping[str, int]] = None, strategy: str = "best",
+def plan_arena(plan: Any, dims: Optional[Mapping[str, int]] = None, strategy: Strategy = "best",
                inplace: bool = True, into: Optional[Sequence] = None,
                alignment: int = DEFAULT_ALIGNMENT) -> ArenaLayout:
     """Place ``plan``'s slots in one arena (which ones: see the module) and validate the result.
@@ -94,7 +95,7 @@ def plan_arena(plan: Any, dims: Optional[Mapping[str, int]] = None, strategy: st
     mp = plan_memory(_for_planning(plan, dims, views), strategy, alignment, inplace=inplace, exclude=left_out)
     sizes = {s: mp.sizes[mp.alias.get(s, s)] for s in mp.offsets}
     views = {v: r for v, r in views.items() if r in mp.offsets}
-    return ArenaLayout(strategy, alignment, mp.arena_bytes, mp.lower_bound_bytes, dict(mp.offsets), sizes,
+    return ArenaLayout(mp.strategy, alignment, mp.arena_bytes, mp.lower_bound_bytes, dict(mp.offsets), sizes,
                        dict(mp.alias), views, dims)
 
 
@@ -321,15 +322,17 @@ def _input_symbols(plan: Any) -> list[tuple[str, int, int]]:
     return out
 
 
-def arena_pool(bound: Any, enabled: bool = True, dims: Optional[Mapping[str, int]] = None) -> Optional[ArenaPool]:
+def arena_pool(bound: Any, enabled: bool = True, dims: Optional[Mapping[str, int]] = None,
+               strategy: Optional[Strategy] = None) -> Optional[ArenaPool]:
     """The arenas a session runs ``bound`` in, or None when ``enabled`` is False. The plan's own
-    layout is used when it has one (an engine file's: validated first) and no ``dims`` are asked
-    for; otherwise the layout is planned here and stored in the plan."""
+    layout is used when it has one (an engine file's: validated first) and neither ``dims`` nor
+    a ``strategy`` (a name, or a placement function: course.memory.place) is asked for;
+    otherwise the layout is planned here and stored in the plan."""
     if not enabled:
         return None
     plan = bound.plan
-    if plan.arena is None or dims is not None:
-        plan.arena = plan_arena(plan, dims, into=bound.into)
+    if plan.arena is None or dims is not None or strategy is not None:
+        plan.arena = plan_arena(plan, dims, strategy or "best", into=bound.into)
     else:
         validate_layout(plan, plan.arena)
     return ArenaPool(bound)

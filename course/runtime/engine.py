@@ -16,7 +16,7 @@ import platform
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -179,15 +179,20 @@ def build_engine(model: Any, providers: Optional[Sequence] = None,
                  profiles: Optional[Mapping[str, Mapping]] = None, tune: bool = True,
                  timing_cache: Union[None, str, os.PathLike, TimingCache] = None,
                  graph_optimization_level: str = "all", passes: Optional[Sequence] = None,
-                 custom_kernels: Optional[Mapping] = None, seed: int = 0, arena: bool = True) -> Engine:
+                 custom_kernels: Optional[Mapping] = None, seed: int = 0, arena: bool = True,
+                 scheduler: Optional[Callable] = None, partitioner: Optional[Callable] = None,
+                 planner: Union[None, str, Callable] = None) -> Engine:
     """Import, optimise, partition and plan ``model`` once (``InferenceSession``'s arguments
     mean what they mean there), then choose each tunable node's tactic by timing (``tune``) at
     the ``profiles``' opt shapes, reusing and extending ``timing_cache`` (a JSON file's path or a
     ``TimingCache``), and plan the arena (``arena``) for the profiles' max shapes.
     ``profiles``: ``{input: {"min": shape, "opt": shape, "max": shape}}``; a model with dynamic
-    dims needs one per dynamic input to be tuned."""
+    dims needs one per dynamic input to be tuned. ``scheduler``, ``partitioner`` and ``planner``:
+    parts of your own, as in ``InferenceSession`` (course/runtime/hooks.py); what they decided
+    is saved with the engine, so a loaded engine needs none of them."""
     t0 = time.perf_counter()
-    session = InferenceSession(model, providers, custom_kernels, graph_optimization_level, passes, arena=False)
+    session = InferenceSession(model, providers, custom_kernels, graph_optimization_level, passes, arena=False,
+                               scheduler=scheduler, partitioner=partitioner)
     graph = session.graph
     inputs = _detached(v for v in graph.inputs if not graph.is_overridable(v))
     overridable = _detached(v for v in graph.inputs if graph.is_overridable(v))
@@ -201,7 +206,7 @@ def build_engine(model: Any, providers: Optional[Sequence] = None,
     plan = session.plan
     if arena:  # after the tactics, which choose the kernels; planned for the largest shapes
         by_name = {p.name: p for p in objs}
-        plan.arena = plan_arena(plan, dims_at(profs, inputs, "max"),
+        plan.arena = plan_arena(plan, dims_at(profs, inputs, "max"), planner or "best",
                                 into=[by_name[st.provider].kernel_into(st.spec) for st in plan.steps])
     info = {"build_s": time.perf_counter() - t0, "graph_optimization_level": graph_optimization_level,
             "tuned": tune, "timed": sum(c.source == "timed" for c in choices),

@@ -25,6 +25,7 @@ from course.passes.pipeline import optimize
 from course.providers.base import ExecutionProvider
 from course.providers.kernels import KernelProvider
 from course.providers.reference import ReferenceExecutionProvider
+from course.runtime import hooks
 from course.runtime.arena import arena_pool, arena_report
 from course.runtime.copies import insert_copies
 from course.runtime.execute import execute
@@ -67,12 +68,20 @@ class InferenceSession:
     planned here (``memory_report()`` describes it); ``arena_dims={"N": 8}`` plans symbolic
     dims at those largest sizes, so smaller runs fit too. ``run`` may be called from several
     threads at once: each concurrent run gets an arena of its own.
+    Parts of your own run inside the session (course/runtime/hooks.py says what each gets and
+    must return; a wrong answer raises ``HookError`` naming the node): ``scheduler=`` orders the
+    nodes (lesson 06's ``topo_order``), ``partitioner=`` gives each node a provider (lesson 12's
+    ``dispatch``), ``planner=`` places the arena (lesson 09's placement, or a strategy name of
+    course.memory), ``interpreter=`` runs the plan (lesson 06's ``run_graph``; kernels then
+    allocate their outputs: no arena).
     """
 
     def __init__(self, model: Union[str, bytes, Any, Graph], providers: Optional[Sequence] = None,
                  custom_kernels: Optional[dict[str, Callable]] = None,
                  graph_optimization_level: str = "all", passes: Optional[Sequence] = None,
-                 arena: bool = True, arena_dims: Optional[Mapping[str, int]] = None):
+                 arena: bool = True, arena_dims: Optional[Mapping[str, int]] = None,
+                 scheduler: Optional[Callable] = None, partitioner: Optional[Callable] = None,
+                 planner: Union[None, str, Callable] = None, interpreter: Optional[Callable] = None):
         self._provider_objs = _resolve_providers(providers, custom_kernels)
         protected = {t for p in self._provider_objs if isinstance(p, KernelProvider) for t in p.kernels}
         self.graph = model if isinstance(model, Graph) else from_onnx(model)
@@ -80,15 +89,22 @@ class InferenceSession:
         self.graph = optimize(self.graph, graph_optimization_level, protected=protected, passes=passes)
         self.graph.infer_types()
         self.graph.verify()
-        owner = partition(self.graph, self._provider_objs)
+        if partitioner is None:
+            owner = partition(self.graph, self._provider_objs)
+        else:
+            specs = {id(n): node_spec(self.graph, n) for n in self.graph.nodes}
+            owner = hooks.assign(self.graph, specs, self._provider_objs, partitioner)
         insert_copies(self.graph, owner)  # host<->device transfer nodes at the borders (issue 18)
         if graph_optimization_level == "all" and passes is None:
             _mark_layouts(self.graph, owner)
+        if scheduler is not None:
+            hooks.schedule(self.graph, scheduler)
         specs = {id(n): node_spec(self.graph, n) for n in self.graph.nodes}
         plan = build_plan(self.graph, specs, owner)
         self._attach(plan, [v for v in self.graph.inputs if not self.graph.is_overridable(v)],
                      [v for v in self.graph.inputs if self.graph.is_overridable(v)], list(self.graph.outputs),
-                     arena, arena_dims)
+                     arena and interpreter is None, arena_dims, planner)
+        self._interpreter = interpreter
 
     @classmethod
     def from_plan(cls, plan: Plan, inputs: Sequence[Value], outputs: Sequence[Value],
@@ -103,16 +119,18 @@ class InferenceSession:
         self._provider_objs = _resolve_providers(providers, None)
         self.graph = None  # nothing but the plan: the graph was optimised away when it was built
         self._attach(plan, list(inputs), list(overridable), list(outputs), arena)
+        self._interpreter = None
         return self
 
     def _attach(self, plan: Plan, inputs: list[Value], overridable: list[Value], outputs: list[Value],
-                arena: bool = True, arena_dims: Optional[Mapping[str, int]] = None) -> None:
+                arena: bool = True, arena_dims: Optional[Mapping[str, int]] = None,
+                planner: Union[None, str, Callable] = None) -> None:
         """Everything after planning, shared by ``__init__`` and ``from_plan``: bind the kernels,
         plan the arena (or take the plan's) and keep the I/O description that ``run`` checks
         feeds against."""
         self._plan: Plan = plan
         self._bound: BoundPlan = bind(plan, {p.name: p for p in self._provider_objs})
-        self._arenas = arena_pool(self._bound, arena, arena_dims)  # None: every tensor allocated per run
+        self._arenas = arena_pool(self._bound, arena, arena_dims, planner)  # None: every tensor allocated per run
         self._inputs, self._overridable, self._outputs = inputs, overridable, outputs
         self._feedable = {v.name: v for v in [*inputs, *overridable]}
         self._output_names = [v.name for v in outputs]
@@ -161,6 +179,9 @@ class InferenceSession:
             run_options: Any = None) -> list[np.ndarray]:
         """Compute the named outputs (all of them for None) from ``{input name: array}``."""
         names = self._check_output_names(output_names)
+        if self._interpreter is not None:
+            return hooks.interpret(self._bound, self._interpreter, self._check_feeds(input_feed), names,
+                                   [v.name for v in self._inputs], self._output_names)
         slots: list[Any] = [None] * self._plan.num_slots
         for s, arr in self._plan.constants.items():
             slots[s] = arr
