@@ -76,6 +76,7 @@ def kernel_env() -> dict[str, str]:
     if SIM_VAR not in env:
         env[SIM_VAR] = "0" if gpu_present() else "1"
     env.setdefault("MPLBACKEND", "Agg")
+    env["COURSE_GRADING"] = "1"  # course.parts.save writes nothing while a notebook is graded
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONWARNINGS"] = "ignore"  # the preamble narrows this down once the kernel is up
     env["AUTOGRADER_GRADING"] = "1"
