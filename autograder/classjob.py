@@ -27,7 +27,7 @@ from autograder.isolate import run_limited
 from autograder.layout import Layout
 from autograder.nbgrader_steps import PROGRESS_ENV
 from autograder.notebooks import source_info
-from autograder.sandbox import SPEC_ENV, Sandbox
+from autograder.sandbox import SPEC_ENV, Sandbox, known_refusal
 from autograder.scoring import TestResult, score_tests
 from autograder.settings import LIMITS_ENV, Limits, kernel_env
 
@@ -106,9 +106,10 @@ def run_job(job: Job) -> JobResult:
     zero = [TestResult(t, p, 0.0, "not graded") for t, p in info.tests.items()]
     with tempfile.TemporaryDirectory(prefix="agjob-") as tmp:
         page = Path(tmp, "feedback.html")
-        if job.notebook is None:
-            write_feedback(page, job.student, job.lesson, job.problem, zero, job.notes)
-            return _result(job, zero, page, None, job.problem, start)
+        if job.notebook is None or known_refusal():  # unreadable, or the sandbox refused already
+            problem = job.problem if job.notebook is None else known_refusal()
+            write_feedback(page, job.student, job.lesson, problem, zero, job.notes)
+            return _result(job, zero, page, None, problem, start)
         root = _template(job)
         work = Path(tmp, "work")
         shutil.copytree(root / "work", work)
@@ -122,8 +123,11 @@ def run_job(job: Job) -> JobResult:
                    LIMITS_ENV: limits.to_json()}
             cmd = [sys.executable, "-m", "autograder.classworker", str(root), str(work), job.lesson, job.student]
             outcome = run_limited(cmd, limits.submission_timeout, cwd=str(work), env=env)
-            applied = box.report()
+            applied, refused = box.report(), box.refused()
         sandbox = applied.summary() if applied else "not started"
+        if refused:  # the kernel was not started: say why, whatever nbgrader made of it
+            write_feedback(page, job.student, job.lesson, refused, zero, job.notes)
+            return _result(job, zero, page, None, refused, start, sandbox)
         feedback = work / "feedback" / job.student / job.lesson / f"{job.lesson}.html"
         autograded = work / "autograded" / job.student / job.lesson / f"{job.lesson}.ipynb"
         if outcome.returncode == 0 and feedback.exists() and autograded.exists():

@@ -17,6 +17,7 @@ import nbformat
 from autograder.isolate import execute_isolated
 from autograder.layout import Layout
 from autograder.notebooks import UnreadableNotebook, merge, read_learner_notebook, source_info
+from autograder.sandbox import known_refusal
 from autograder.scoring import TestResult, score_tests
 from autograder.settings import Limits
 
@@ -78,12 +79,16 @@ def grade_notebook(path: Path, layout: Layout, lesson: str | None = None,
         tests = [TestResult(t, p, 0.0, "not graded: the notebook could not be read") for t, p in info.tests.items()]
         return Report(lesson, tests, error=str(e))
     merged, notes = merge(info.nb, learner)
+    if known_refusal():  # the sandbox refused an earlier notebook of this run: this one too
+        return _not_started(lesson, info, notes, known_refusal(), "", start)
     # The kernel runs in a sandbox whose working folder holds the lesson's assets as the
     # instructor shipped them (as nbgrader's autograde does): a learner's edited or missing data
     # file changes nothing; the course root (solutions, hidden tests) is out of its sight.
     executed, outcome, box = execute_isolated(merged, source_path.parent, limits, hide=[layout.root])
     with box:
-        applied = box.report()
+        applied, refused = box.report(), box.refused()
+    if refused:
+        return _not_started(lesson, info, notes, refused, applied.summary(), start)
     if outcome.timed_out:
         notes.append(f"the notebook ran longer than {limits.submission_timeout} s and was stopped; "
                      "tests that had not finished count as failed")
@@ -96,6 +101,13 @@ def grade_notebook(path: Path, layout: Layout, lesson: str | None = None,
                      "instructor grades your submission")
     return Report(lesson, tests, notes, seconds=time.monotonic() - start,
                   executed=executed, sandbox=applied.summary() if applied else "not started")
+
+
+def _not_started(lesson: str, info, notes: list[str], why: str, sandbox: str, start: float) -> Report:
+    """The sandbox did not start the kernel (the grader's environment, not the notebook): every
+    test scores 0 and the report's error says why and what to do."""
+    tests = [TestResult(t, p, 0.0, "not graded: the grading kernel was not started") for t, p in info.tests.items()]
+    return Report(lesson, tests, notes, error=why, seconds=time.monotonic() - start, sandbox=sandbox)
 
 
 def class_mode_tests(tests: list[TestResult], info: dict) -> list[TestResult]:

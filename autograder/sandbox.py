@@ -19,7 +19,10 @@ the launcher below, which applies what the machine allows, in this order (``Repo
    environment is put back when it lives inside one of them) and ``/dev/shm`` is private;
 2. **no root**: as root, the kernel switches to an unprivileged user id of its own, so the file
    permissions, the read-only mounts and the process limit hold (root ignores the first and the
-   last and could undo the second); as a user, a nested user namespace locks the mounts;
+   last and could undo the second); as a user, a nested user namespace locks the mounts; before
+   the switch, a child already switched checks that the user can reach the interpreter, the
+   environment and the package copy, and when it cannot the kernel is not started and
+   ``Report.refused`` names the folder and the fix (``_unreachable``);
 3. **resource limits** (``setrlimit``): data memory, CPU seconds, processes (per user id),
    open files, file size (SIGXFSZ ignored: an oversize write fails with "File too large");
 4. always, in the kernel's startup (``sandbox_startup.py``): ``socket.connect`` to any Internet
@@ -84,10 +87,12 @@ class Report:
     user: str = "unchanged"
     limits: dict = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    refused: str = ""               # why the kernel was not started (``_unreachable``), for the feedback
 
     def summary(self) -> str:
         return (f"namespaces: {self.namespaces}; network: {self.network}; files: {self.filesystem}; "
-                f"user: {self.user}" + (f" ({'; '.join(self.reasons)})" if self.reasons else ""))
+                f"user: {self.user}" + (f" ({'; '.join(self.reasons)})" if self.reasons else "")
+                + ("; kernel not started (its user could not reach the Python environment)" if self.refused else ""))
 
 
 # -- grader side --------------------------------------------------------------------------------
@@ -132,6 +137,15 @@ class Sandbox:
         except (OSError, ValueError, TypeError):
             return None
 
+    def refused(self) -> str:
+        """Why the launcher did not start the kernel (its user could not reach the Python
+        environment or the package copy), or ""; remembered for ``known_refusal``."""
+        global _REFUSED
+        report = self.report()
+        if report is not None and report.refused:
+            _REFUSED = report.refused
+        return report.refused if report is not None else ""
+
     def close(self) -> None:
         shutil.rmtree(self.spec.path, ignore_errors=True)
 
@@ -140,6 +154,15 @@ class Sandbox:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_REFUSED = ""  # the first refusal seen by this process: the environment, not a submission, caused it
+
+
+def known_refusal() -> str:
+    """A refusal already seen in this grading process: the same environment refuses every
+    submission, so the callers report it without starting another kernel (checked once per run)."""
+    return _REFUSED
 
 
 def numba_cache_subpath(source_dir: Path) -> str:
@@ -296,7 +319,8 @@ def _confine_files(spec: Spec, report: Report) -> None:
     scratch = str(spec.path)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    keep = _minimal({sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent), scratch})
+    env_paths = {sys.prefix, sys.base_prefix, os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}
+    keep = _minimal({*env_paths, str(Path(sys.executable).resolve().parent), scratch})  # links resolved too
     for folder in _minimal(set(spec.hide) | {str(Path.home())}):
         if any(_under(folder, p) for p in keep):
             report.reasons.append(f"{folder} is inside {scratch} or the Python environment: not hidden")
@@ -351,6 +375,98 @@ def _become_user(spec: Spec) -> None:
     os.setgroups([])
     os.setgid(spec.uid)
     os.setuid(spec.uid)
+
+
+REFUSED_EXIT = 78  # EX_CONFIG: the launcher did not start the kernel (``Report.refused`` says why)
+
+
+def _kernel_needs(spec: Spec, cmd: list[str]) -> list[tuple[str, str, str, int]]:
+    """(what, path, path with links resolved, access) for what the kernel opens as the sandbox's
+    user: the interpreter, the Python environment and the package copy. Resolved here, as root."""
+    import sysconfig
+
+    exe = shutil.which(cmd[0]) or cmd[0]
+    needs = [("the kernel's Python interpreter", exe, os.X_OK)]
+    paths = sysconfig.get_paths()
+    for folder in dict.fromkeys([sys.prefix, sys.base_prefix, *(paths[k] for k in ("stdlib", "purelib", "platlib"))]):
+        needs.append(("the Python environment", folder, os.X_OK))
+    needs += [("the sandbox's copy of the course package", str(spec.path / "pkgs" / name / "__init__.py"), os.R_OK)
+              for name in PACKAGES]
+    needs.append(("the sandbox's working folder", str(spec.path / "work"), os.X_OK))
+    return [(what, os.path.abspath(p), os.path.realpath(p), mode) for what, p, mode in needs if os.path.exists(p)]
+
+
+def _first_blocked(path: str, real: str) -> str | None:
+    """The first folder on the way to ``path`` that this process cannot enter: along the path as
+    written up to its first link, then along the resolved path (a link's target has its own way)."""
+    for way, stop_at_links in ((path, True), (real, False)):
+        for folder in [*reversed(Path(way).parents)]:
+            if stop_at_links and os.path.islink(folder):
+                break
+            if not os.access(folder, os.X_OK):
+                return str(folder)
+    return None
+
+
+def _describe(path: str) -> str:
+    import pwd
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return e.strerror
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = f"uid {st.st_uid}"
+    return f"mode {stat.S_IMODE(st.st_mode):04o} {stat.filemode(st.st_mode)}, owner {owner}"
+
+
+def _reach_problem(needs: list[tuple[str, str, str, int]]) -> str:
+    """Run as the sandbox's user: a plain-words message for the first need it cannot reach, or ""."""
+    for what, path, real, mode in needs:
+        folder = _first_blocked(path, real)
+        if folder is not None:
+            return (f"the grading kernel was not started: the sandbox runs it as an unprivileged user "
+                    f"of its own, and that user cannot enter the folder {folder} ({_describe(folder)}: "
+                    f"other users may not pass through it), which holds {what} ({path}). To fix it, "
+                    f"let other users pass through the folder with `chmod o+x {folder}` (they still "
+                    f"cannot list it), or put the Python environment in a shared location such as "
+                    f"/opt; {DISABLE_ENV}=1 grades without the sandbox, and so without the switch to "
+                    f"another user, for debugging only.")
+        if not os.path.exists(real):
+            return (f"the grading kernel was not started: {what} ({path}, that is {real}) is not "
+                    f"visible inside the sandbox, whose mounts hide the course root, the work folders "
+                    f"and the grader's home folder. Put the Python environment elsewhere, e.g. in /opt.")
+        if not os.access(real, mode):
+            verb = "run" if mode == os.X_OK and os.path.isfile(real) else "read" if mode == os.R_OK else "enter"
+            return (f"the grading kernel was not started: the sandbox runs it as an unprivileged user "
+                    f"of its own, and that user cannot {verb} {real} ({_describe(real)}), "
+                    f"{what}. To fix it, give other users access with `chmod o+rX {real}`, or put "
+                    f"the Python environment in a shared location such as /opt.")
+    return ""
+
+
+def _unreachable(spec: Spec, needs: list[tuple[str, str, str, int]]) -> str:
+    """Whether the sandbox's user can reach what the kernel needs, asked of that user itself (a
+    forked child that drops to its uid): after the mounts, so a folder covered and put back by
+    ``_confine_files`` counts as it will be seen, and file ACLs count too. ``needs`` is listed
+    before the mounts, so what they hide counts as missing."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(read_end)
+            _become_user(spec)
+            os.write(write_end, _reach_problem(needs).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as fh:
+        text = fh.read().decode(errors="replace")
+    os.waitpid(child, 0)
+    return text
 
 
 def _lock_mounts(report: Report) -> None:
@@ -430,6 +546,7 @@ def launch(spec_path: str, cmd: list[str]) -> int:
     spec = Spec(**json.loads(Path(spec_path).read_text()))
     report = Report()
     as_root = os.geteuid() == 0
+    needs = _kernel_needs(spec, cmd) if as_root else []
     namespaced = _enter_pid_namespace(report)
     if as_root and not namespaced and not _others_can_run_python():
         as_root = False  # keep root: another user could not even start the interpreter here
@@ -453,18 +570,34 @@ def launch(spec_path: str, cmd: list[str]) -> int:
     env = _kernel_env(spec, report)
     if as_root:
         report.user = f"uid {spec.uid} of its own (not root)"
+        # Its user cannot reach the interpreter, the environment or the package copy: refuse
+        # rather than keep root. Kept root, the kernel could undo the mounts (read the hidden tests
+        # and solutions, write the package), ptrace the grader and forge grades: a class would be
+        # graded under weaker rules without anyone noticing, while a refusal costs one rerun
+        # after a chmod, and its message (to the feedback, the CSV and the console, like a crash)
+        # says which folder. (Without namespaces, a Python only root can run keeps the kernel root
+        # above, as before: there root's kernel sees what the grader sees anyway.)
+        report.refused = _unreachable(spec, needs)
     elif namespaced:
         _lock_mounts(report)
-    text = json.dumps(asdict(report))
-    if pipe is not None:
-        os.write(pipe, text.encode())
-    else:
-        (spec.path / "applied.json").write_text(text)
+    _send_report(spec, report, pipe)
+    if report.refused:
+        print(f"autograder sandbox: {report.refused}", file=sys.stderr)
+        return REFUSED_EXIT
     if as_root:
         _become_user(spec)
     os.chdir(spec.path / "work")
     os.execvpe(cmd[0], cmd, env)
     return 127  # not reached
+
+
+def _send_report(spec: Spec, report: Report, pipe: int | None) -> None:
+    """To the parent outside the namespaces (which writes it), or straight to ``applied.json``."""
+    text = json.dumps(asdict(report))
+    if pipe is not None:
+        os.write(pipe, text.encode())
+    else:
+        (spec.path / "applied.json").write_text(text)
 
 
 def _wait_as_parent(spec: Spec, child: int, report_pipe: int) -> int:
