@@ -97,6 +97,7 @@ def colab():
                    PIP_CONSTRAINT=str(LOCK), PIP_DISABLE_PIP_VERSION_CHECK="1",
                    JUPYTER_CONFIG_DIR=str(top / "jupyter"), JUPYTER_DATA_DIR=str(top / "jupyter" / "data"),
                    JUPYTER_RUNTIME_DIR=str(top / "jupyter" / "runtime"), IPYTHONDIR=str(top / "ipython"),
+                   COURSE_PARTS_DIR=str(top / "parts"),  # lessons' course.parts.save: not into ~/.course
                    PYTHONUNBUFFERED="1")
         _run([str(py), "-m", "pip", "install", "-q", *COLAB_PREINSTALLED], env=env, timeout=PIP_S)
         yield top, env
