@@ -110,6 +110,33 @@ def test_learner_kernels_are_a_provider_listed_first_and_others_pause_around_the
     assert seen == [(2, 5)] and engine.pauses == 1 and engine.runs == 1
 
 
+def test_one_kernel_provider_holds_kernels_of_several_domains():
+    """"domain:OpType" keys claim the engine's own fused / channels-last ops beside plain ones."""
+    s0 = InferenceSession(convnet(), providers=[REF])
+    fused_spec = next(st.spec for st in s0.plan.steps if st.spec.op_type == "FusedConv")
+    pool_spec = next(st.spec for st in s0.plan.steps if st.spec.op_type == "MaxPool")
+    assert fused_spec.domain == "course"
+    seen = []
+
+    def fused(*inputs, **attrs):
+        seen.append(("course:FusedConv", attrs["activation"]))
+        return ReferenceExecutionProvider().kernel(fused_spec)(*inputs)
+
+    def pool(x, **attrs):
+        seen.append(("MaxPool",))
+        return ReferenceExecutionProvider().kernel(pool_spec)(x)
+
+    s = InferenceSession(convnet(), providers=[KernelProvider({"course:FusedConv": fused, "MaxPool": pool},
+                                                              name="Mine"), REF])
+    where = s.assignment()
+    assert where[fused_spec.name] == where[pool_spec.name] == "Mine"
+    assert all(p == REF for n, p in where.items() if n not in (fused_spec.name, pool_spec.name))
+    x = random_tensor((2, 3, 8, 8))
+    assert_close(s.run(None, {"x": x})[0], s0.run(None, {"x": x})[0])
+    assert ("course:FusedConv", "Relu") in seen and ("MaxPool",) in seen
+    assert not KernelProvider({"FusedConv": fused}).claims(fused_spec)  # a plain key is of the domain ""
+
+
 def test_custom_kernels_is_shorthand_for_a_kernel_provider():
     s = InferenceSession(mlp(), custom_kernels={"Relu": lambda x: np.maximum(x, 0)})
     assert s.get_providers()[0] == "LearnerExecutionProvider"

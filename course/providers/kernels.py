@@ -1,7 +1,9 @@
 """``KernelProvider``: kernels someone hands the engine -- a learner's ``conv2d``, a custom op.
 
 ``KernelProvider({"Conv": conv2d})`` claims every node of those op types (in the default domain,
-or in ``domain``); listed first in a session's providers it runs them in place of the engine's
+or in ``domain``); a key ``"domain:OpType"`` names an op of another domain (``"course:FusedConv"``,
+``"course.nhwc:Conv"``: the engine's fused and channels-last ops), so one provider can hold kernels
+for the ops of several domains; listed first in a session's providers it runs them in place of the engine's
 own kernels. Each kernel has ``Op.compute``'s contract: ``fn(*inputs, **attrs)`` with the node's
 attributes (defaults filled in), returning an array or a tuple of arrays. ``ops=[MyOp]`` adds
 op types the engine lacks (``Op`` subclasses registered with ``course.ops.registry.register``,
@@ -31,11 +33,18 @@ class KernelProvider(ExecutionProvider):
         self.domain = "" if domain == "ai.onnx" else domain
         self.ops = list(ops)
 
+    def _key(self, spec: NodeSpec):
+        """The key of ``spec``'s kernel in ``kernels``, or None when this provider has none."""
+        if spec.domain == self.domain and spec.op_type in self.kernels:
+            return spec.op_type
+        qualified = f"{spec.domain}:{spec.op_type}"
+        return qualified if qualified in self.kernels else None
+
     def claims(self, spec: NodeSpec) -> bool:
-        return spec.domain == self.domain and spec.op_type in self.kernels
+        return self._key(spec) is not None
 
     def kernel(self, spec: NodeSpec) -> Kernel:
-        return functools.partial(self.kernels[spec.op_type], **spec.attrs)
+        return functools.partial(self.kernels[self._key(spec)], **spec.attrs)
 
     def schemas(self) -> list[type]:
         return list(self.ops)
