@@ -15,7 +15,7 @@ from onnx import TensorProto as T, helper as h
 
 from course import InferenceSession
 from course.bench import relative_error
-from course.memory import MemoryPlanError, plan_outputs
+from course.memory import MemoryPlanError, liveness, plan_outputs
 from course.models import MODEL_NAMES, MODELS, build_model
 from course.ops import registry
 from course.providers import ReferenceExecutionProvider
@@ -243,7 +243,10 @@ def test_plan_round_trip_keeps_the_arena_and_runs_in_it():
 def test_the_validator_rejects_broken_layouts():
     s = session(build_model("densenet", **SMALL), providers=REF)
     plan, good = s.plan, s.plan.arena
-    a, b = sorted(good.offsets)[:2]  # the first two slots: alive together at the step writing b
+    # two slots in no in-place pair and no Concat in place, alive together at the step writing b
+    nested = {*good.within, *(c for c, _ in good.within.values()), *good.inplace, *good.inplace.values()}
+    free, live = sorted(s for s in good.offsets if s not in nested), liveness(plan)
+    a, b = next((a, b) for a in free for b in free if a < b and live[a][0] <= live[b][0] <= live[a][1])
     broken = [
         ArenaLayout(**{**vars(good), "offsets": {**good.offsets, b: good.offsets[a]}}),
         ArenaLayout(**{**vars(good), "offsets": {**good.offsets, a: good.offsets[a] + 8}}),

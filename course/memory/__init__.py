@@ -3,10 +3,12 @@
 Three small pieces, as TFLite's arena planner is: ``liveness`` (when each tensor is alive),
 ``place`` (an offset per tensor, by one of ``STRATEGIES``) and an ``Arena`` that owns one buffer
 and hands out views. Around them: the ``lower_bound`` no placement can beat, in-place merging,
-workspaces, MindSpore's double cursor, and ``validate``. Everything works on plain data
-(``{tensor: (first_step, last_step)}``, ``{tensor: bytes}``); the ``plan_*`` adapters read a
-runtime ``Plan`` by attribute, since ``course.runtime`` imports this package and not the reverse.
+concatenation in place (``merge_into``), workspaces, MindSpore's double cursor, and ``validate``.
+Everything works on plain data (``{tensor: (first_step, last_step)}``, ``{tensor: bytes}``); the
+``plan_*`` adapters read a runtime ``Plan`` by attribute, since ``course.runtime`` imports this
+package and not the reverse.
 """
+from course.memory.alias_into import merge_into, plan_concat_candidates, plan_merge_into, with_chunks
 from course.memory.arena import Arena
 from course.memory.best import place_best, search_order
 from course.memory.best_fit import FreeBlocks, place_best_fit
@@ -32,9 +34,10 @@ __all__ = [
     "Arena", "DEFAULT_ALIGNMENT", "DoubleCursor", "FreeBlocks", "INPLACE_OPS", "MemoryPlan",
     "MemoryPlanError", "STRATEGIES", "add_workspaces", "arena_bytes", "by_breadth_order",
     "by_size_order", "describe", "double_cursor", "im2col_bytes", "live_bytes", "liveness", "lower_bound",
-    "memory_report", "merge_inplace", "neighbours", "place", "place_best",
+    "memory_report", "merge_inplace", "merge_into", "neighbours", "place", "place_best",
     "place_best_fit", "place_greedy_by_breadth", "place_greedy_by_size", "place_in_order",
-    "place_naive", "plan_inplace_candidates", "plan_memory", "plan_merge_inplace", "plan_outputs",
-    "plan_sizes", "plan_steps", "plan_types", "search_order", "smallest_gap", "static_shape",
-    "step_liveness", "tensor_bytes", "tensor_names", "validate", "with_aliases", "workspace_key",
+    "place_naive", "plan_concat_candidates", "plan_inplace_candidates", "plan_memory", "plan_merge_inplace",
+    "plan_merge_into", "plan_outputs", "plan_sizes", "plan_steps", "plan_types", "search_order", "smallest_gap",
+    "static_shape", "step_liveness", "tensor_bytes", "tensor_names", "validate", "with_aliases", "with_chunks",
+    "workspace_key",
 ]

@@ -40,4 +40,23 @@ class Concat(Op):
         return [tuple(out)]
 
     def compute(self, *xs, axis=0, out=None):
-        return np.concatenate(xs, axis=norm_axis(axis, xs[0].ndim), out=out)
+        axis = norm_axis(axis, xs[0].ndim)
+        if out is None:
+            return np.concatenate(xs, axis=axis)
+        start = 0
+        for x in xs:  # into ``out``, skipping inputs already there (planned in place, lesson 09)
+            part = out[(slice(None),) * axis + (slice(start, start + x.shape[axis]),)]
+            if part.shape != x.shape:
+                return np.concatenate(xs, axis=axis, out=out)  # raises numpy's error
+            if not _same_array(part, x):
+                np.copyto(part, x)
+            start += x.shape[axis]
+        return out
+
+
+def _same_array(a, b) -> bool:
+    """True when ``a`` and ``b`` (of one shape) are the very same elements: same address, dtype
+    and strides (a dim of size 1 has no step to compare)."""
+    steps = [(sa, sb) for n, sa, sb in zip(a.shape, a.strides, b.strides) if n > 1]
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0] and a.dtype == b.dtype
+            and all(sa == sb for sa, sb in steps))

@@ -86,6 +86,17 @@ class ExecutionProvider:
         read. A node without it gets ``kernel``; the session then keeps the array it returns."""
         return None
 
+    def workspace_bytes(self, spec: NodeSpec) -> int:
+        """Scratch bytes the node's ``kernel_into`` uses beside its outputs (im2col columns,
+        Winograd tiles), 0 (the default) for none. A session plans that many bytes in its arena,
+        living for this step only, and calls ``into(*inputs, out=views, workspace=buf)``: ``buf``
+        a uint8 array of at least that many bytes, aligned to the arena's alignment, whose
+        contents are garbage and which the kernel must not keep past the call (a concurrent run
+        has an arena of its own). Asked with every shape of ``spec`` static (symbolic dims at
+        their planned sizes); an ``into`` must still run when handed no workspace, or one too
+        small for this call's shapes (then it allocates its own)."""
+        return 0
+
     def running(self) -> ContextManager:
         """Entered around each run of a plan that has steps on this provider (the CPU provider
         starts its helper thread here). Default: nothing."""

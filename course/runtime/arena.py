@@ -19,6 +19,12 @@ Which slots are planned, and why:
   smaller dims fits in the bytes reserved; a slot still symbolic is allocated per run;
 - a plain host dtype (no strings or objects).
 
+Two more kinds of bytes share the arena. A Concat's inputs may be planned inside its output
+(course.memory.alias_into: NCHW channels at batch 1, shapes static in the plan), so their
+producers write straight into the output and the Concat copies nothing (``within``). And a step
+whose provider declares scratch (``ExecutionProvider.workspace_bytes``) gets a workspace living
+for that step only (``workspaces``), handed to its kernel as ``into(..., workspace=view)``.
+
 View ops (Reshape, Flatten, Split...) may return a view of their input rather than a new
 array. Their outputs are not planned; instead every read of such a view counts as a read of
 the slot it views, so those bytes stay reserved while the view is in use.
@@ -35,8 +41,8 @@ from typing import Any, Iterator, Mapping, NamedTuple, Optional, Sequence
 import numpy as np
 
 from course.memory import (
-    DEFAULT_ALIGNMENT, Arena, MemoryPlanError, liveness, plan_memory, plan_outputs, plan_types,
-    static_shape, tensor_bytes, validate,
+    DEFAULT_ALIGNMENT, Arena, MemoryPlanError, liveness, plan_concat_candidates, plan_memory, plan_outputs,
+    plan_types, static_shape, tensor_bytes, validate, workspace_key,
 )
 from course.memory.place import Strategy
 
@@ -58,6 +64,8 @@ class ArenaLayout:
     inplace: dict[int, int] = field(default_factory=dict)  # slot -> slot whose bytes it takes over
     views: dict[int, int] = field(default_factory=dict)  # unplanned slot -> planned slot it may view
     dims: dict[str, int] = field(default_factory=dict)  # symbolic dims, at the sizes planned for
+    within: dict[int, tuple[int, int]] = field(default_factory=dict)  # chunk slot -> (Concat output, bytes in)
+    workspaces: dict[int, tuple[int, int]] = field(default_factory=dict)  # step -> (offset, bytes) of its scratch
 
     def to_dict(self) -> dict:
         """JSON-able data (slot numbers as ints in lists: JSON keys would turn them to strings)."""
@@ -65,16 +73,21 @@ class ArenaLayout:
                 "lower_bound_bytes": self.lower_bound_bytes,
                 "slots": [[s, self.offsets[s], self.sizes[s]] for s in sorted(self.offsets)],
                 "inplace": sorted([d, r] for d, r in self.inplace.items()),
-                "views": sorted([v, r] for v, r in self.views.items()), "dims": dict(self.dims)}
+                "views": sorted([v, r] for v, r in self.views.items()), "dims": dict(self.dims),
+                "within": sorted([s, c, off] for s, (c, off) in self.within.items()),
+                "workspaces": sorted([i, off, n] for i, (off, n) in self.workspaces.items())}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "ArenaLayout":
+        """The layout of ``to_dict``; a key an older file lacks means none of that kind."""
         slots = [tuple(int(v) for v in row) for row in data["slots"]]
         return cls(str(data["strategy"]), int(data["alignment"]), int(data["arena_bytes"]),
                    int(data["lower_bound_bytes"]), {s: off for s, off, _ in slots}, {s: n for s, _, n in slots},
                    {int(d): int(r) for d, r in data.get("inplace", [])},
                    {int(v): int(r) for v, r in data.get("views", [])},
-                   {str(k): int(v) for k, v in data.get("dims", {}).items()})
+                   {str(k): int(v) for k, v in data.get("dims", {}).items()},
+                   {int(s): (int(c), int(off)) for s, c, off in data.get("within", [])},
+                   {int(i): (int(off), int(n)) for i, off, n in data.get("workspaces", [])})
 
 
 # --- planning -------------------------------------------------------------------------------------
@@ -82,21 +95,46 @@ class ArenaLayout:
 
 def plan_arena(plan: Any, dims: Optional[Mapping[str, int]] = None, strategy: Strategy = "best",
                inplace: bool = True, into: Optional[Sequence] = None,
-               alignment: int = DEFAULT_ALIGNMENT) -> ArenaLayout:
+               alignment: int = DEFAULT_ALIGNMENT, providers: Optional[Mapping[str, Any]] = None,
+               concat: bool = True) -> ArenaLayout:
     """Place ``plan``'s slots in one arena (which ones: see the module) and validate the result.
 
     ``dims`` maps symbolic dims to the largest size a run will use; ``into`` has, per step, its
     destination-passing kernel or None (only those steps' outputs are planned); ``inplace`` lets
-    an elementwise step write over an input that dies there (course.memory.INPLACE_OPS).
+    an elementwise step write over an input that dies there (course.memory.INPLACE_OPS);
+    ``concat`` lets a Concat's inputs live inside its output; ``providers`` (by name) are asked
+    for each destination-passing step's scratch (``workspace_bytes``), placed beside the slots.
     """
     dims = {str(k): int(v) for k, v in (dims or {}).items()}
     left_out = _left_out(plan, into)
     views = _view_sources(plan, left_out)
-    mp = plan_memory(_for_planning(plan, dims, views), strategy, alignment, inplace=inplace, exclude=left_out)
-    sizes = {s: mp.sizes[mp.alias.get(s, s)] for s in mp.offsets}
-    views = {v: r for v, r in views.items() if r in mp.offsets}
-    return ArenaLayout(mp.strategy, alignment, mp.arena_bytes, mp.lower_bound_bytes, dict(mp.offsets), sizes,
-                       dict(mp.alias), views, dims)
+    mp = plan_memory(_for_planning(plan, dims, views), strategy, alignment, inplace=inplace,
+                     workspaces=_workspaces(plan, dims, into, providers), exclude=left_out,
+                     concat=plan_concat_candidates(plan) if concat else False)
+    slots = {s: off for s, off in mp.offsets.items() if not isinstance(s, tuple)}
+    sizes = {s: mp.sizes[mp.alias.get(s, s)] for s in slots}
+    views = {v: r for v, r in views.items() if r in slots}
+    spaces = {key[1]: (off, mp.sizes[key]) for key, off in mp.offsets.items() if isinstance(key, tuple)}
+    return ArenaLayout(mp.strategy, alignment, mp.arena_bytes, mp.lower_bound_bytes, slots, sizes,
+                       dict(mp.alias), views, dims, dict(mp.within), spaces)
+
+
+def _workspaces(plan: Any, dims: Mapping[str, int], into: Optional[Sequence],
+                providers: Optional[Mapping[str, Any]]) -> dict[int, int]:
+    """``{step: scratch bytes}`` the providers declare for the steps with destination passing,
+    each asked with every shape of its spec at the planned ``dims``."""
+    if not providers:
+        return {}
+    out = {}
+    for i, st in enumerate(plan.steps):
+        p = providers.get(st.provider)
+        if p is not None and (into is None or into[i] is not None):
+            spec = dataclasses.replace(st.spec, inputs=[_resolved(t, dims) for t in st.spec.inputs],
+                                       outputs=[_resolved(t, dims) for t in st.spec.outputs])
+            n = int(p.workspace_bytes(spec))
+            if n > 0:
+                out[i] = n
+    return out
 
 
 def _left_out(plan: Any, into: Optional[Sequence]) -> set[int]:
@@ -159,11 +197,12 @@ def validate_layout(plan: Any, layout: ArenaLayout) -> None:
     """Check ``layout`` against ``plan`` with course.memory's validator: no two slots alive at one
     step (a view's reads counted as reads of what it views) share a byte, every offset is
     aligned and inside the arena, every slot's reserved bytes hold its tensor at ``layout.dims``,
-    and no graph output, input or weight is placed. Raises ``MemoryPlanError``."""
+    and no graph output, input or weight is placed; a Concat's chunk sits where the Concat puts
+    that input, and a workspace lives for its step only. Raises ``MemoryPlanError``."""
     shaped = _for_planning(plan, layout.dims, layout.views)
     live, types, names = liveness(shaped), plan_types(shaped), plan.value_names
     outside = set(plan_outputs(plan)) | set(plan.constants) | (set(plan.slot_of.values()) - set(live))
-    merged: dict[int, tuple[int, int]] = {}
+    merged: dict = {}
     for s, off in layout.offsets.items():
         root = layout.inplace.get(s, s)
         shape = static_shape(types[s][1]) if s in types else None
@@ -173,15 +212,35 @@ def validate_layout(plan: Any, layout: ArenaLayout) -> None:
             raise MemoryPlanError(f"slot {names[s]!r} needs more than the {layout.sizes[s]} bytes reserved")
         first, last = merged.get(root, live[s])
         merged[root] = (min(first, live[s][0]), max(last, live[s][1]))
-    validate(merged, {s: layout.sizes[s] for s in merged}, {s: layout.offsets[s] for s in merged},
-             layout.alignment, names={s: names[s] for s in merged}, capacity=layout.arena_bytes)
+    _check_chunks(plan, layout)
+    sizes, offsets = {s: layout.sizes[s] for s in merged}, {s: layout.offsets[s] for s in merged}
+    tags = {s: names[s] for s in merged}
+    for i, (off, n) in layout.workspaces.items():
+        if not 0 <= i < len(plan.steps):
+            raise MemoryPlanError(f"a workspace for step {i}, which this plan of {len(plan.steps)} steps lacks")
+        key = workspace_key(i)
+        merged[key], sizes[key], offsets[key], tags[key] = (i, i), n, off, f"workspace of step {i}"
+    validate(merged, sizes, offsets, layout.alignment, names=tags, capacity=layout.arena_bytes,
+             within=layout.within)
+
+
+def _check_chunks(plan: Any, layout: ArenaLayout) -> None:
+    """Each chunk must be an input of a Concat that writes its container, at the byte offset where
+    that Concat puts it, and a slot of the layout."""
+    where = {(t, c): off for _, c, parts in plan_concat_candidates(plan) for t, off in parts}
+    for t, (c, off) in layout.within.items():
+        if where.get((t, c)) != off or t not in layout.offsets or c not in layout.offsets:
+            raise MemoryPlanError(f"slot {plan.value_names[t]!r} cannot be a chunk {off} bytes into "
+                                  f"{plan.value_names[c]!r}")
 
 
 def arena_report(plan: Any, layout: ArenaLayout) -> dict:
     """The layout a session runs with, by value name: the keys of ``course.memory.memory_report``
     (``arena_bytes``, ``lower_bound_bytes``, ``strategy``, ``offsets``...; ``dynamic``: written
-    slots whose shape stays symbolic), plus ``views``, ``dims`` and ``outside``: every written
-    slot not in the arena (graph outputs, outputs of kernels without destination passing, views)."""
+    slots whose shape stays symbolic), plus ``views``, ``dims``, ``outside``: every written
+    slot not in the arena (graph outputs, outputs of kernels without destination passing, views),
+    ``within`` (``{chunk: (Concat output, byte offset)}``), ``concats_in_place`` and
+    ``workspaces`` (``{node: scratch bytes}``)."""
     names = plan.value_names
     shaped = _for_planning(plan, layout.dims, layout.views)
     live, types = liveness(shaped), plan_types(shaped)
@@ -196,6 +255,9 @@ def arena_report(plan: Any, layout: ArenaLayout) -> dict:
         "intervals": {names[s]: live[s] for s in layout.offsets},
         "inplace": {names[d]: names[r] for d, r in layout.inplace.items()},
         "views": {names[v]: names[r] for v, r in layout.views.items()},
+        "within": {names[t]: (names[c], off) for t, (c, off) in layout.within.items()},
+        "concats_in_place": len({c for c, _ in layout.within.values()}),
+        "workspaces": {plan.steps[i].spec.name: n for i, (_, n) in layout.workspaces.items()},
         "dims": dict(layout.dims),
         "dynamic": [names[s] for s in written if static_shape(types.get(s, (None, None))[1]) is None],
         "outside": [names[s] for s in written if s not in layout.offsets],
@@ -218,10 +280,12 @@ class Place(NamedTuple):
 
 class StepViews(NamedTuple):
     """What a run's step writes into: ``into`` when its kernel writes into ``out`` itself (a view
-    for every output); else ``out`` holds per output a view to copy into, VIEW, or None."""
+    for every output); else ``out`` holds per output a view to copy into, VIEW, or None.
+    ``workspace``: the step's scratch bytes (uint8) for an ``into`` kernel that declared some."""
 
     into: bool
     out: tuple
+    workspace: Optional[np.ndarray] = None
 
 
 class ArenaPool:
@@ -271,13 +335,16 @@ class RunArena:
     def carve(self, dims: dict) -> None:
         if dims == self._dims:
             return
-        self.places = [None if outs is None else self._step(outs, dims, into)
-                       for outs, into in zip(self.pool.table, self.pool.into)]
+        spaces = self.pool.layout.workspaces
+        self.places = [None if outs is None else self._step(outs, dims, into, spaces.get(i))
+                       for i, (outs, into) in enumerate(zip(self.pool.table, self.pool.into))]
         self._dims = dims
 
-    def _step(self, outs: tuple, dims: dict, into: bool) -> StepViews:
+    def _step(self, outs: tuple, dims: dict, into: bool, space: Optional[tuple]) -> StepViews:
         views = tuple(self._view(o, dims) if type(o) is Place else o for o in outs)
-        return StepViews(into and all(type(v) is np.ndarray for v in views), views)
+        into = into and all(type(v) is np.ndarray for v in views)
+        scratch = self.arena.view(space[0], np.uint8, (space[1],)) if into and space is not None else None
+        return StepViews(into, views, scratch)
 
     def _view(self, p: Place, dims: dict) -> Optional[np.ndarray]:
         """The slot's view with this run's shape, or None when that shape is unknown or does not
@@ -332,7 +399,8 @@ def arena_pool(bound: Any, enabled: bool = True, dims: Optional[Mapping[str, int
         return None
     plan = bound.plan
     if plan.arena is None or dims is not None or strategy is not None:
-        plan.arena = plan_arena(plan, dims, strategy or "best", into=bound.into)
+        plan.arena = plan_arena(plan, dims, strategy or "best", into=bound.into,
+                                providers={p.name: p for p in bound.providers})
     else:
         validate_layout(plan, plan.arena)
     return ArenaPool(bound)

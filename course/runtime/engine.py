@@ -207,7 +207,8 @@ def build_engine(model: Any, providers: Optional[Sequence] = None,
     if arena:  # after the tactics, which choose the kernels; planned for the largest shapes
         by_name = {p.name: p for p in objs}
         plan.arena = plan_arena(plan, dims_at(profs, inputs, "max"), planner or "best",
-                                into=[by_name[st.provider].kernel_into(st.spec) for st in plan.steps])
+                                into=[by_name[st.provider].kernel_into(st.spec) for st in plan.steps],
+                                providers=by_name)  # the providers' scratch (workspaces) planned too
     info = {"build_s": time.perf_counter() - t0, "graph_optimization_level": graph_optimization_level,
             "tuned": tune, "timed": sum(c.source == "timed" for c in choices),
             "cached": sum(c.source == "cache" for c in choices), "arena": arena}

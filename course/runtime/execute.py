@@ -26,7 +26,8 @@ def execute(bound: BoundPlan, slots: list, arenas: Optional[ArenaPool] = None) -
     """Run every step over ``slots`` (inputs and constants already placed); returns ``slots``.
 
     With ``arenas`` (the plan's ``ArenaPool``) the run borrows one arena: a step whose kernel
-    writes into views (destination passing) is handed its planned outputs' views; an array a
+    writes into views (destination passing) is handed its planned outputs' views (and its
+    planned scratch, ``workspace=``, when its provider declared some); an array a
     kernel returns for a planned slot is copied into the slot's view; and an array that is arena
     memory the plan may reuse (a kernel's view of its input) is copied out, so no slot, and no
     graph output handed back, ever points into bytes a later step overwrites.
@@ -52,9 +53,11 @@ def _run(bound: BoundPlan, slots: list, run: Optional[RunArena]) -> list:
                 if place is not None and place.into:  # destination passing: out are arena views
                     out = place.out
                     if isolated and ours:
-                        _paused(ours, into, args, out)
-                    else:
+                        _paused(ours, into, args, out, place.workspace)
+                    elif place.workspace is None:
                         into(*args, out=out)
+                    else:  # the kernel declared scratch: its bytes in the arena, for this step only
+                        into(*args, out=out, workspace=place.workspace)
                 elif isolated and ours:
                     out = _paused(ours, fn, args)
                 else:
@@ -96,12 +99,14 @@ def _settle(arr, dst, buffer: np.ndarray, x):
     return arr.copy()
 
 
-def _paused(ours, fn, args, out=None):
+def _paused(ours, fn, args, out=None, workspace=None):
     """Call an isolated provider's kernel with every provider of ours paused around it."""
     with contextlib.ExitStack() as pause:
         for p in ours:
             pause.enter_context(p.paused())
-        return fn(*args) if out is None else fn(*args, out=out)
+        if out is None:
+            return fn(*args)
+        return fn(*args, out=out) if workspace is None else fn(*args, out=out, workspace=workspace)
 
 
 def _failed(spec: NodeSpec, e: Exception) -> Exception:

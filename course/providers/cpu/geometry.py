@@ -84,9 +84,18 @@ def phase_axis(size: int, r: int, s: int, p: int, length: int):
     return a0, src, max(0, count)
 
 
-def flat_taps(x: np.ndarray, win: Window, value=0):
+def phase_grid(win: Window) -> tuple[int, int, int]:
+    """(phases, PH, PW): how many stride phases of the padded input a window's taps read, and
+    the shape of each phase plane (flat_taps')."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = win.kernel, win.strides, win.dilations, win.out
+    used = {((i * dh) % sh, (j * dw) % sw) for i in range(kh) for j in range(kw)}
+    return len(used), oh + ((kh - 1) * dh) // sh + 1, ow + ((kw - 1) * dw) // sw
+
+
+def flat_taps(x: np.ndarray, win: Window, value=0, planes=None):
     """Every tap of a 2-D window as a contiguous (N, C, OH*PW) slice of one stride phase of the
-    padded input (a zero-filled (N, C, PH, PW) copy per phase used). Results computed on these
+    padded input (a zero-filled (N, C, PH, PW) copy per phase used: the arrays of ``planes``
+    in turn when given, phase_grid's count and shape, else new ones). Results computed on these
     lie on an (OH, PW) grid whose columns >= OW are junk, cropped by the caller. Returns
     (taps in row-major order, PW)."""
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = win.kernel, win.strides, win.dilations, win.out
@@ -96,7 +105,11 @@ def flat_taps(x: np.ndarray, win: Window, value=0):
     for i, j in np.ndindex(kh, kw):
         r = ((i * dh) % sh, (j * dw) % sw)
         if r not in phases:
-            plane = np.full((n, c, ph, pw), value, dtype=x.dtype)
+            if planes is None:
+                plane = np.full((n, c, ph, pw), value, dtype=x.dtype)
+            else:
+                plane = planes[len(phases)]
+                plane.fill(value)
             a0, ys, rows = phase_axis(h, r[0], sh, win.pads_begin[0], ph)
             b0, xs, cols = phase_axis(w, r[1], sw, win.pads_begin[1], pw)
             if rows and cols:

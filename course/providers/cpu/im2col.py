@@ -132,13 +132,28 @@ def im2col_chunk(args, fl, i):
         _pixel_band(args, fl, x, i)
 
 
+def pick_axis(m: int, p: int) -> int:
+    """How the threads split the job by default: by pixels when there are at least twice as many
+    as output channels, else by output channels."""
+    return 1 if p >= 2 * m else 0
+
+
+def scratch(m: int, k: int, p: int, axis: int) -> tuple:
+    """The job's scratch fields: by output channels, the shared (K, P) im2col matrix and the
+    job's counters; by pixels none (each chunk makes its blocks of columns inside the compiled
+    loop, a buffer per chunk of at most BLOCK_BYTES: which thread takes which chunk is settled
+    while the job runs, so those cannot be laid out ahead)."""
+    return (("col", k * p), ("sync", SYNC_WORDS)) if axis == 0 else ()
+
+
 def im2col_gemm(x: np.ndarray, w: np.ndarray, win, y: np.ndarray, bias=None, z=None, act=None, block=None,
-                axis=None) -> np.ndarray:
+                axis=None, workspace=None) -> np.ndarray:
     """``y = W @ im2col(x)`` for one image, float32: x (C, H, W) and w (M, C*KH*KW) contiguous, y
     (M, OH*OW) contiguous, ``win`` the geometry.Window; with ``act`` = (activation, params) the
     FusedConv epilogue ``y = act(y + bias + z)`` (bias (M,), z an (M, OH*OW) row-major window)
     on each block. ``axis``: how the threads split it (see the module), by default by pixels
-    when there are at least twice as many as output channels."""
+    when there are at least twice as many as output channels. ``workspace``: bytes to carve the
+    job's ``scratch`` from (scratch.py), else it is allocated."""
     from course.providers.cpu.epilogue import scalars
     from course.providers.cpu.gemm import ld_or_broadcast
 
@@ -150,15 +165,15 @@ def im2col_gemm(x: np.ndarray, w: np.ndarray, win, y: np.ndarray, bias=None, z=N
             or not w.flags.c_contiguous or not y.flags.c_contiguous or (z is not None and z.shape != y.shape)):
         raise ValueError(f"im2col_gemm: {w.shape} @ im2col{x.shape} -> {y.shape} does not fit")
     code, lo, hi, alpha = scalars(*act) if act is not None else (-1, 0.0, 0.0, 0.0)
-    axis = (1 if p >= 2 * m else 0) if axis is None else axis
+    axis = pick_axis(m, p) if axis is None else axis
     if axis == 1:
         block = block or max(ALIGN, BLOCK_BYTES // (F32 * (m + k)) // ALIGN * ALIGN)
         step, chunks = block, -(-p // block)  # a block per chunk: a helper that starts late still takes its share
     else:
         (step, chunks), block = split(m), 0
-    scratch = (("col", k * p), ("sync", SYNC_WORDS)) if axis == 0 else ()
     fn, ilp64 = blas.sgemm_address()
-    make_job(IM2COL, IM2COL_GEMM, floats(0.0, lo, hi, alpha), chunks, (x, w, y, bias, z), scratch=scratch,
+    make_job(IM2COL, IM2COL_GEMM, floats(0.0, lo, hi, alpha), chunks, (x, w, y, bias, z),
+             scratch=scratch(m, k, p, axis), workspace=workspace,
              blas=fn, ilp64=ilp64, m=m, k=k, p=p, weight=address(w), x=address(x), c=c, h=h, w=wd, kh=kh, kw=kw,
              sh=win.strides[0], sw=win.strides[1], dh=win.dilations[0], dw=win.dilations[1],
              pt=win.pads_begin[0], pl=win.pads_begin[1], ow=out[1], y=address(y),

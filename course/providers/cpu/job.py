@@ -17,6 +17,8 @@ from typing import Optional
 import numpy as np
 from numba import njit
 
+from course.providers.cpu.scratch import carve
+
 # Job kinds: the dispatcher (dispatch.py) picks the compiled loop by this number.
 GEMM, DEPTHWISE, EPILOGUE, DEPTHWISE_NHWC, MAX_POOL, IM2COL_GEMM, WINOGRAD, SCALE_SHIFT = 1, 2, 3, 4, 5, 6, 7, 8
 
@@ -76,9 +78,10 @@ class Job:
 
     ``keep`` holds every array whose address the record (or ``table``, a GEMM's B operands)
     holds, so none is freed while the job may still run. ``scratch`` lists (field, floats) of
-    buffers made afresh for each run (``fresh_scratch``); a job's counters (the ``sync`` field)
-    are always fresh too. A prepared convolution (prepared.py) posts a kept job again with new
-    operand addresses."""
+    buffers made afresh for each run (``fresh_scratch``: carved from the workspace the session
+    planned for the step when there is one, see scratch.py); a job's counters (the ``sync``
+    field) are always fresh and zeroed too. A prepared convolution (prepared.py) posts a kept job
+    again with new operand addresses (and that run's workspace)."""
     __slots__ = ("layout", "values", "floats", "chunks", "keep", "table", "scratch")
 
     def __init__(self, lay, values: np.ndarray, fl: np.ndarray, chunks: int, keep: tuple,
@@ -86,22 +89,24 @@ class Job:
         self.layout, self.values, self.floats, self.chunks = lay, values, fl, chunks
         self.keep, self.table, self.scratch = keep, table, scratch
 
-    def fresh_scratch(self, values: np.ndarray) -> tuple:
-        """New scratch buffers (and counters) written into ``values``; returns them, to keep
-        alive until the job is done."""
-        arrays = []
-        for field, size in self.scratch:
-            a = np.zeros(SYNC_WORDS, np.int64) if field == "sync" else np.empty(size, np.float32)
+    def fresh_scratch(self, values: np.ndarray, workspace: Optional[np.ndarray] = None) -> tuple:
+        """Scratch buffers (and zeroed counters) for one run, from ``workspace`` when it holds them
+        all, their addresses written into ``values``; returns them, to keep alive until the job
+        is done."""
+        arrays = carve(workspace, scratch_pieces(self.scratch))
+        for (field, _), a in zip(self.scratch, arrays):
+            if field == "sync":
+                a[:] = 0
             values[getattr(self.layout, field)] = address(a)
-            arrays.append(a)
         return tuple(arrays)
 
     def scratch_fields(self) -> tuple:
         return tuple(getattr(self.layout, field) for field, _ in self.scratch)
 
-    def post_fresh(self) -> None:
-        """Post with scratch of its own (a replayed record: the last run's scratch may be gone)."""
-        self.keep = self.keep + self.fresh_scratch(self.values)
+    def post_fresh(self, workspace: Optional[np.ndarray] = None) -> None:
+        """Post with scratch of its own (a replayed record: the last run's scratch may be gone, or
+        belong to another run's arena)."""
+        self.keep = self.keep + self.fresh_scratch(self.values, workspace)
         self.post()
 
     def post(self) -> None:
@@ -113,13 +118,19 @@ class Job:
         POOL.run(self.values, self.floats, self.chunks)
 
 
+def scratch_pieces(scratch) -> list:
+    """The (dtype, shape) pieces of a job's ``scratch`` fields: float32 buffers, int64 counters."""
+    return [(np.int64, (SYNC_WORDS,)) if field == "sync" else (np.float32, (size,)) for field, size in scratch]
+
+
 def make_job(lay, kind: int, fl: np.ndarray, chunks: int, keep: tuple, b_table=None, scratch=(),
-             **values) -> Job:
+             workspace: Optional[np.ndarray] = None, **values) -> Job:
     """A Job of ``kind`` whose record is ``values`` by name; the ``scratch`` fields get their
-    buffers from ``fresh_scratch`` (kept in the job's ``keep``)."""
+    buffers from ``fresh_scratch`` (from ``workspace`` when it holds them; kept in the job's
+    ``keep``)."""
     record = pack(lay, kind, **values)
     job = Job(lay, record, fl, chunks, keep, b_table, tuple(scratch))
-    job.keep = keep + job.fresh_scratch(record)
+    job.keep = keep + job.fresh_scratch(record, workspace)
     return job
 
 

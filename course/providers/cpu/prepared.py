@@ -8,8 +8,11 @@ Winograd, a 3x3 depthwise kernel). A later call with the same weight and bias ar
 (and Z) of the same dtype, shape and strides only allocates the output, writes the new
 addresses into a copy of the job's record (by field name) and posts it: the same kernel with the
 same arguments, so the same bits. With ``out`` (destination passing) the output is that array
-instead of a new one, on the general path and in a replay alike. Any other call takes the general path, and its job is kept in
-turn; a node whose job could not be replayed takes the general path from then on. Only
+instead of a new one, on the general path and in a replay alike; with ``workspace`` (the
+session's bytes for the step) the job's scratch is carved from it, in a replay too: a kept job
+holds no scratch of its own, so no run's arena outlives the run. Any other call takes the
+general path, and its job is kept in turn; a node whose job could not be replayed takes the
+general path from then on. Only
 read-only weights (a session's snapshots) are replayed: the job reads copies made from them.
 """
 from __future__ import annotations
@@ -29,15 +32,15 @@ class PreparedConv:
         self.fast: Optional[Replay] = None  # the last call's job, ready to post again
         self.replayable = True  # False once a call could not be replayed: the general path from then on
 
-    def __call__(self, x, w, b=None, z=None, out=None):
+    def __call__(self, x, w, b=None, z=None, out=None, workspace=None):
         f = self.fast
         if f is not None and f.accepts(x, w, b, z):
-            return f.run(x, z, out)
+            return f.run(x, z, out, workspace)
         if (not self.replayable or x.dtype != np.float32 or x.ndim != 4 or x.shape[0] != 1
                 or w.flags.writeable or (b is not None and b.flags.writeable)):
-            return self.general(x, w, b, z, out=out)
+            return self.general(x, w, b, z, out=out, workspace=workspace)
         with recording() as jobs:
-            y = self.general(x, w, b, z, out=out)
+            y = self.general(x, w, b, z, out=out, workspace=workspace)
         self.fast = Replay.of(jobs, x, w, b, z, y)
         self.replayable = self.fast is not None
         return y
@@ -96,9 +99,10 @@ class Replay:
         return (w is self.w and b is self.b and _key(x) == self.x_key
                 and (z is None if self.z_key is None else z is not None and _key(z) == self.z_key))
 
-    def run(self, x, z, out=None):
+    def run(self, x, z, out=None, workspace=None):
         """Post the job again for this X and Z, writing into ``out`` (destination passing: a
-        C-contiguous float32 array of the output's shape) or a new array; returns the output."""
+        C-contiguous float32 array of the output's shape) or a new array, its scratch carved
+        from ``workspace`` when given (else allocated); returns the output."""
         job, lay = self.job, self.job.layout
         if (self.axes is None and out is not None and out.shape == self.out_shape and out.dtype == np.float32
                 and out.flags.c_contiguous and out.flags.writeable):
@@ -117,7 +121,7 @@ class Replay:
         values[getattr(lay, self.y_field)] = address(y)
         if z is not None:
             values[lay.z] = address(z)
-        Job(lay, values, job.floats, job.chunks, tuple(keep) + job.keep, scratch=job.scratch).post_fresh()
+        Job(lay, values, job.floats, job.chunks, tuple(keep) + job.keep, scratch=job.scratch).post_fresh(workspace)
         return y if self.axes is None else y.transpose(self.axes)
 
 

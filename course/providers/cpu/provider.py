@@ -125,6 +125,22 @@ class CPUExecutionProvider(ExecutionProvider):
                 return None
         return functools.partial(_write_into, self.kernel(spec))
 
+    def workspace_bytes(self, spec: NodeSpec) -> int:
+        """The scratch of the NCHW convolution route ``kernel_into`` takes at these shapes
+        (conv.route_scratch: Winograd's tiles, a shared im2col matrix, the shifted GEMMs' padded
+        phases and grid); 0 for every other node. Scratch made inside a compiled loop per chunk
+        (im2col's column blocks split by pixels, the depthwise and pooling kernels' plane
+        buffers, Winograd's row buffers: a few KiB to 512 KiB per thread) stays there: which
+        thread runs which chunk is settled while the job runs."""
+        if spec.op_type not in ("Conv", "FusedConv") or self.kernel_into(spec) is None:
+            return 0
+        case = _conv_case(spec, _blas_ok())
+        if case is None:
+            return 0
+        from course.providers.cpu.conv import route_scratch
+
+        return route_scratch(case, spec.marks.get("tactic"))
+
     def running(self) -> ContextManager:
         from course.providers.cpu import pool
 
@@ -137,10 +153,11 @@ class CPUExecutionProvider(ExecutionProvider):
         return pool.paused() if pool is not None else contextlib.nullcontext()
 
 
-def _write_into(kernel, *inputs, out):
-    """Destination passing over a kernel that takes ``out=``: it returns ``out[0]`` when it wrote
-    there, else its own array, which is copied in."""
-    y = kernel(*inputs, out=out[0])
+def _write_into(kernel, *inputs, out, workspace=None):
+    """Destination passing over a kernel that takes ``out=`` (and ``workspace=``, the convolutions
+    that declare scratch): it returns ``out[0]`` when it wrote there, else its own array, which
+    is copied in."""
+    y = kernel(*inputs, out=out[0]) if workspace is None else kernel(*inputs, out=out[0], workspace=workspace)
     if y is not out[0]:
         np.copyto(out[0], y)
 

@@ -183,11 +183,20 @@ def matrix_stride(size: int) -> int:
     return -(-size // 1024) * 1024 + 16
 
 
-def winograd3x3(x: np.ndarray, u: np.ndarray, win, y: np.ndarray, bias=None, z=None, act=None) -> np.ndarray:
+def scratch(c: int, m: int, out) -> tuple:
+    """The job's scratch fields for C input and M output channels and an ``out`` (OH, OW) plane:
+    the 16 transformed input matrices V, the 16 products M and the job's counters."""
+    tiles = -(-out[0] // 2) * -(-out[1] // 2)
+    return (("v", 16 * matrix_stride(c * tiles)), ("mo", 16 * matrix_stride(m * tiles)), ("sync", SYNC_WORDS))
+
+
+def winograd3x3(x: np.ndarray, u: np.ndarray, win, y: np.ndarray, bias=None, z=None, act=None,
+                workspace=None) -> np.ndarray:
     """``y`` = the stride-1, undilated 3x3 convolution of one image, float32: x (C, H, W)
     contiguous, u = weights.winograd(w), y (M, OH*OW) contiguous for ``win.out``; with ``act`` =
     (activation, params) the epilogue ``y = act(y + bias + z)`` (bias (M,), z an (M, OH*OW)
-    row-major window) on each output row."""
+    row-major window) on each output row. ``workspace``: bytes to carve the job's ``scratch``
+    from (scratch.py), else it is allocated."""
     from course.providers.cpu.epilogue import scalars
     from course.providers.cpu.gemm import ld_or_broadcast
 
@@ -202,7 +211,7 @@ def winograd3x3(x: np.ndarray, u: np.ndarray, win, y: np.ndarray, bias=None, z=N
     vs, ms = matrix_stride(c * th * tw), matrix_stride(m * th * tw)
     fn, ilp64 = blas.sgemm_address()
     make_job(WINO, WINOGRAD, floats(0.0, lo, hi, alpha), 2, (x, u, y, bias, z),
-             scratch=(("v", 16 * vs), ("mo", 16 * ms), ("sync", SYNC_WORDS)),
+             scratch=scratch(c, m, out), workspace=workspace,
              blas=fn, ilp64=ilp64, m=m, c=c, h=h, w=wd, pt=win.pads_begin[0], pl=win.pads_begin[1], oh=out[0],
              ow=out[1], th=th, tw=tw, x=address(x), u=address(u), v=0, mo=0, y=address(y),
              bias=address(bias if bias is not None else y), has_bias=bias is not None,
