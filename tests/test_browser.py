@@ -106,6 +106,7 @@ def lab(tmp_path_factory):
     env = dict(os.environ)
     env.update(
         NUMBA_ENABLE_CUDASIM="1",                  # the lessons on the simulator, as in CI
+        COURSE_PARTS_DIR=str(tmp / "parts"),       # the lessons' course.parts.save: not into ~/.course
         JUPYTER_CONFIG_PATH=os.pathsep.join(filter(None, [str(LEARNER_LAB), env.get("JUPYTER_CONFIG_PATH")])),
         JUPYTER_CONFIG_DIR=str(tmp / "config"),    # nothing read from or written to ~/.jupyter
         JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
@@ -280,6 +281,9 @@ def test_lessons_run_clean_in_jupyterlab(chromium, lab):  # no browser: no serve
         for lesson, page in pages.items():
             problems += [f"{lesson}: {p}" for p in _check(page, states[lesson], *LESSONS[lesson],
                                                           root / lesson / f"{lesson}.ipynb")]
+        saved = sorted(p.name for p in (root.parent / "parts").glob("*.pkl"))  # COURSE_PARTS_DIR
+        if "09_memory_planning" in LESSONS and "09_memory_planning.pkl" not in saved:
+            problems.append(f"lesson 09's plug-in cell saved no parts into COURSE_PARTS_DIR (there: {saved})")
     except Exception as exc:  # noqa: BLE001 - a timeout in the page: report it with the screenshots
         problems.append(f"{type(exc).__name__}: {exc}")
     finally:
