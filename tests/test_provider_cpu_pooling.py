@@ -78,3 +78,77 @@ def test_the_provider_claims_max_pools_without_indices():
     assert not cpu.claims(spec([2, 2], np.dtype(np.int8)))
     x = np.arange(32, dtype=np.float32).reshape(1, 2, 4, 4)
     np.testing.assert_array_equal(cpu.kernel(spec([2, 2]))(x), lookup("MaxPool", 12).compute(x, kernel_shape=[2, 2]))
+
+
+# --- prepared kernels: the geometry kept per input shape ------------------------------------------
+PREPARED_SHAPES = [  # one node's kernel called on these in turn: a new shape, then an old one again
+    (1, 3, 8, 8), (2, 3, 11, 7), (1, 3, 8, 8), (1, 1, 5, 13)]
+
+
+def _node_kernel(op_type, attrs, dtype, cpu=None):
+    full = {"auto_pad": "NOTSET", "pads": None, "strides": None, "ceil_mode": 0, "dilations": None, **attrs}
+    if op_type == "MaxPool":
+        full = {**full, "storage_order": 0, "_num_outputs": 1}
+    else:
+        full = {"count_include_pad": 0, **full}
+    spec = NodeSpec("pool", op_type, "", 19 if op_type == "AveragePool" else 12, full,
+                    [(np.dtype(dtype), ("N", "C", "H", "W"))], [(np.dtype(dtype), None)])
+    cpu = cpu or CPUExecutionProvider()
+    assert cpu.claims(spec)
+    return cpu.kernel(spec), cpu.kernel_into(spec), full
+
+
+PREPARED_ATTRS = [  # 2-D cases of CASES that fit every shape above, and the 3x3 compiled MaxPool
+    dict(kernel_shape=[2, 2], strides=[2, 2]),
+    dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1),
+    dict(kernel_shape=[3, 2], strides=[3, 2], pads=[0, 1, 2, 0], ceil_mode=1),
+    dict(kernel_shape=[2, 2], dilations=[2, 3], pads=[2, 1, 1, 2]),
+    dict(kernel_shape=[1, 1], strides=[2, 1]),
+    dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+    dict(kernel_shape=[2, 3], auto_pad="SAME_LOWER", strides=[2, 2]),
+]
+
+
+PREPARED_CASES = [(op, attrs, dtype) for op in ("MaxPool", "AveragePool") for attrs in PREPARED_ATTRS
+                  for dtype in (np.float32, np.float64)
+                  if not (op == "MaxPool" and attrs["kernel_shape"] == [3, 3] and dtype == np.float64)]  # not claimed
+
+
+@pytest.mark.parametrize("op_type, attrs, dtype", PREPARED_CASES)
+def test_a_prepared_pool_follows_the_reference_across_changing_shapes(op_type, attrs, dtype):
+    attrs = {k: v for k, v in attrs.items() if op_type == "AveragePool" or k != "count_include_pad"}
+    kernel, into, full = _node_kernel(op_type, attrs, dtype)
+    ref = lookup(op_type, 19 if op_type == "AveragePool" else 12)
+    for i, shape in enumerate(PREPARED_SHAPES):
+        x = np.random.default_rng(i).standard_normal(shape).astype(dtype)
+        if op_type == "MaxPool" and i == 1:
+            x.flat[::5] = np.nan  # NaN wins, as np.maximum and the reference say
+        want = ref.compute(x, **full)
+        got = kernel(x)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        view = np.full(want.shape, 7.0, dtype=dtype)  # destination passing: written in full
+        into(x, out=(view,))
+        for y in (got, view):
+            if op_type == "MaxPool":
+                np.testing.assert_array_equal(y, want)
+            else:
+                np.testing.assert_allclose(y, want, rtol=40 * np.finfo(dtype).eps, atol=1e-12)
+
+
+def test_a_prepared_pool_reads_strided_inputs_and_ignores_unfit_destinations():
+    kernel, _, full = _node_kernel("MaxPool", dict(kernel_shape=[2, 2], strides=[1, 2], pads=[1, 0, 0, 1]),
+                                   np.float32)
+    x = np.random.default_rng(3).standard_normal((2, 6, 9, 10)).astype(np.float32)[:, ::2, 1:, ::-1]
+    want = lookup("MaxPool", 12).compute(x, **full)
+    np.testing.assert_array_equal(kernel(x), want)
+    wrong = np.zeros(want.shape, dtype=np.float64)  # not the output's dtype: a new array instead
+    got = kernel(x, out=wrong)
+    assert got is not wrong and not wrong.any()
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_prepared_pool_raises_the_references_error_for_a_window_that_does_not_fit():
+    kernel, _, _ = _node_kernel("AveragePool", dict(kernel_shape=[4, 4]), np.float32)
+    kernel(np.ones((1, 1, 4, 4), np.float32))
+    with pytest.raises(Exception, match="does not fit"):
+        kernel(np.ones((1, 1, 3, 8), np.float32))

@@ -98,6 +98,33 @@ def test_repeated_runs_are_independent():
     assert np.array_equal(s.run(None, {"x": x1})[0], first)
 
 
+def test_a_fed_initializer_replaces_the_weight_for_that_run_only():
+    """Each run starts from the session's template of weights: a feed for an overridable
+    initializer lands in the run's slots, never in the template."""
+    nodes = [h.make_node("Add", ["x", "w"], ["y"], name="add")]
+    m = model(nodes, [("x", T.FLOAT, [2]), ("w", T.FLOAT, [2])], [("y", T.FLOAT, [2])],
+              {"w": np.array([1.0, 2.0], np.float32)})
+    s = InferenceSession(m)
+    x = np.zeros(2, np.float32)
+    assert [a.name for a in s.get_overridable_initializers()] == ["w"]
+    np.testing.assert_array_equal(s.run(None, {"x": x, "w": np.array([5.0, 6.0], np.float32)})[0], [5.0, 6.0])
+    np.testing.assert_array_equal(s.run(None, {"x": x})[0], [1.0, 2.0])
+
+
+@pytest.mark.parametrize("feed", [
+    lambda x: x.copy(order="F"),  # a plain ndarray in another layout
+    lambda x: np.ma.masked_array(x),  # an ndarray subclass: converted by the full check
+    lambda x: np.broadcast_to(x[:1], x.shape),  # read-only, zero strides
+])
+def test_feeds_of_any_plain_or_unusual_array_run_alike(feed):
+    from collections import OrderedDict
+
+    s = InferenceSession(mlp())
+    x = feed(random_tensor((3, 4), seed=4))
+    want = s.run(None, {"x": np.array(x)})[0]  # a fresh C-contiguous copy: the quick path
+    np.testing.assert_array_equal(s.run(None, {"x": x})[0], want)
+    np.testing.assert_array_equal(s.run(None, OrderedDict(x=x))[0], want)  # any Mapping: the full check
+
 # --- custom kernels -----------------------------------------------------------------------------
 def test_custom_kernel_replaces_every_node_of_its_type_and_gets_attrs():
     calls = []

@@ -50,7 +50,7 @@ def dim_product(dims: Sequence[Dim]) -> Optional[int]:
 
 def as_ints(a) -> list[int]:
     """A 1-D constant (shape/axes/pads input) as a list of Python ints."""
-    return [int(v) for v in np.asarray(a).reshape(-1)]
+    return [int(v) for v in np.asarray(a).reshape(-1).tolist()]
 
 
 def rank_of(shape: Shape) -> Optional[int]:

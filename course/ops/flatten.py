@@ -1,7 +1,7 @@
 """Flatten: collapse the dims before ``axis`` into one and the dims from ``axis`` on into another."""
 from __future__ import annotations
 
-import numpy as np
+import math
 
 from course.ops._common import dim_product, norm_axis
 from course.ops.base import InferContext, Op
@@ -22,4 +22,4 @@ class Flatten(Op):
 
     def compute(self, x, axis=1):
         a = norm_axis(axis, x.ndim, extra=1)
-        return x.reshape(int(np.prod(x.shape[:a])), -1 if x.size else int(np.prod(x.shape[a:])))
+        return x.reshape(math.prod(x.shape[:a]), math.prod(x.shape[a:]))

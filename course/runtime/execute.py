@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from course.errors import EngineError, KernelError
-from course.providers.base import NodeSpec
+from course.providers.base import ExecutionProvider, NodeSpec
 from course.runtime.arena import VIEW, ArenaPool, RunArena
 from course.runtime.plan import BoundPlan
 
@@ -43,9 +43,7 @@ def _run(bound: BoundPlan, slots: list, run: Optional[RunArena]) -> list:
     each function call per step is a measurable share of the run."""
     ours = [p for p in bound.providers if not p.isolated]
     places = _NONE if run is None else run.places
-    with contextlib.ExitStack() as stack:
-        for p in bound.providers:
-            stack.enter_context(p.running())
+    with _running(bound.providers):
         for st, fn, into, isolated, expect, place in zip(bound.plan.steps, bound.kernels, bound.into or _NONE,
                                                          bound.isolated, bound.expect, places):
             args = [slots[i] if i >= 0 else None for i in st.ins]
@@ -82,6 +80,23 @@ def _run(bound: BoundPlan, slots: list, run: Optional[RunArena]) -> list:
 
 
 _NONE = itertools.repeat(None)  # "nothing for any step": zipped beside a plan's steps
+
+
+def _running(providers):
+    """Every provider's ``running()`` context as one; the providers that keep the base class's
+    (nothing: the reference's) are left out, and one context is returned as it is."""
+    active = [p for p in providers if type(p).running is not ExecutionProvider.running]
+    if len(active) == 1:
+        return active[0].running()
+    return _all_running(active)
+
+
+@contextlib.contextmanager
+def _all_running(providers):
+    with contextlib.ExitStack() as stack:
+        for p in providers:
+            stack.enter_context(p.running())
+        yield
 
 
 def _settle(arr, dst, buffer: np.ndarray, x):

@@ -134,6 +134,13 @@ class InferenceSession:
         self._inputs, self._overridable, self._outputs = inputs, overridable, outputs
         self._feedable = {v.name: v for v in [*inputs, *overridable]}
         self._output_names = [v.name for v in outputs]
+        self._quick = {v.name: _quick_type(v) for v in self._feedable.values()}
+        # every run starts from a copy of this: the weights in their slots (a feed may replace
+        # an overridable one in the run's copy)
+        self._template: list[Any] = [None] * plan.num_slots
+        for s, arr in plan.constants.items():
+            self._template[s] = arr
+        self._constant_ids = frozenset(id(a) for a in plan.constants.values())
 
     # --- description ----------------------------------------------------------------------------
     def get_inputs(self) -> list[NodeArg]:
@@ -178,19 +185,18 @@ class InferenceSession:
     def run(self, output_names: Optional[Sequence[str]], input_feed: Mapping[str, Any],
             run_options: Any = None) -> list[np.ndarray]:
         """Compute the named outputs (all of them for None) from ``{input name: array}``."""
-        names = self._check_output_names(output_names)
+        names = self._output_names if output_names is None else self._check_output_names(output_names)
         if self._interpreter is not None:
-            return hooks.interpret(self._bound, self._interpreter, self._check_feeds(input_feed), names,
+            return hooks.interpret(self._bound, self._interpreter, self._check_feeds(input_feed), list(names),
                                    [v.name for v in self._inputs], self._output_names)
-        slots: list[Any] = [None] * self._plan.num_slots
-        for s, arr in self._plan.constants.items():
-            slots[s] = arr
+        slots = self._template.copy()
+        slot_of = self._plan.slot_of
         for name, arr in self._check_feeds(input_feed).items():
-            slots[self._plan.slot_of[name]] = arr
+            slots[slot_of[name]] = arr
         execute(self._bound, slots, self._arenas)  # thread-safe: each run borrows its own arena
-        out = [slots[self._plan.slot_of[n]] for n in names]
+        out = [slots[slot_of[n]] for n in names]
         # Never hand out the session's own initializer arrays: a caller could write into them.
-        return [a.copy() if any(a is c for c in self._plan.constants.values()) else a for a in out]
+        return [a.copy() if id(a) in self._constant_ids else a for a in out]
 
     def _check_output_names(self, output_names) -> list[str]:
         if output_names is None:
@@ -204,6 +210,8 @@ class InferenceSession:
         return names
 
     def _check_feeds(self, feeds) -> dict[str, np.ndarray]:
+        if type(feeds) is dict and self._quick_feeds(feeds):
+            return feeds
         if not isinstance(feeds, Mapping):
             raise FeedError(f"feeds must be a dict {{input name: numpy array}}, got {type(feeds).__name__}")
         unknown = [k for k in feeds if k not in self._feedable]
@@ -215,6 +223,35 @@ class InferenceSession:
                 raise FeedError(f"missing input {v.name!r} ({v.type})")
         symbols: dict[str, tuple[int, str]] = {}
         return {name: _check_feed(self._feedable[name], arr, symbols) for name, arr in feeds.items()}
+
+    def _quick_feeds(self, feeds: dict) -> bool:
+        """True when the feeds need nothing done: every input there, and each feed a plain
+        ndarray of its input's dtype and shape (symbolic dims agreeing). False leaves the
+        verdict, conversions and messages to the full check."""
+        symbols: dict[str, int] = {}
+        quick = self._quick
+        for name, arr in feeds.items():
+            want = quick.get(name)
+            if want is None or type(arr) is not np.ndarray or arr.dtype != want[0]:
+                return False
+            shape = want[1]
+            if shape is None:
+                continue
+            if arr.ndim != len(shape):
+                return False
+            for got, dim in zip(arr.shape, shape):
+                if type(dim) is int:
+                    if got != dim:
+                        return False
+                elif dim is not None and symbols.setdefault(dim, got) != got:
+                    return False
+        return all(v.name in feeds for v in self._inputs)
+
+
+def _quick_type(v: Value):
+    """(dtype, shape) a feed of ``v`` is taken as it is with (see ``_quick_feeds``); None for a
+    value whose feeds are always converted (strings and objects)."""
+    return None if v.type.dtype == object else (v.type.dtype, None if v.type.shape is None else tuple(v.type.shape))
 
 
 def _check_feed(v: Value, arr: Any, symbols: dict[str, tuple[int, str]]) -> np.ndarray:

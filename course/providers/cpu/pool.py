@@ -112,15 +112,48 @@ def _helper_stay(state, args, fl, naps_us):
 
 
 def thread_budget() -> int:
-    """Threads a run may use: ``COURSE_NUM_THREADS``, else min(2, CPUs this process may use)."""
-    value = os.environ.get("COURSE_NUM_THREADS", "").strip()
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
+    """Threads a run may use: ``COURSE_NUM_THREADS``, else min(2, CPUs this process may use).
+    Read at each run (cheaply: the CPU count is asked of the OS at most once a second)."""
+    value = os.environ.get("COURSE_NUM_THREADS")
+    if value is not None:
+        value = value.strip()
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
+    return min(2, _usable_cpus())
+
+
+_CPUS = [-1.0, 1]  # (monotonic time read, CPUs this process may use)
+
+
+def _usable_cpus() -> int:
+    now = time.monotonic()
+    if now - _CPUS[0] < 1.0:
+        return _CPUS[1]
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS
         cpus = os.cpu_count() or 1
-    return min(2, cpus)
+    _CPUS[:] = [now, cpus]
+    return cpus
+
+
+class _Running:
+    """``Pool.running()``: a plain context object (a run enters one; a generator-based context
+    manager costs several times more)."""
+
+    __slots__ = ("pool", "shared")
+
+    def __init__(self, pool: "Pool"):
+        self.pool, self.shared = pool, False
+
+    def __enter__(self) -> bool:
+        self.shared = self.pool._start_run()
+        return self.shared
+
+    def __exit__(self, *exc) -> bool:
+        if self.shared:
+            self.pool._end_run()
+        return False
 
 
 class Pool:
@@ -155,26 +188,32 @@ class Pool:
         """True while the helper runs or waits in compiled code (not asleep on its Event)."""
         return bool(self.state[STATE.staying])
 
-    @contextlib.contextmanager
-    def running(self):
-        """While on, jobs posted by this thread are shared with the helper; yields whether so."""
+    def running(self) -> _Running:
+        """While on, jobs posted by this thread are shared with the helper; enters as whether so
+        (False: a nested run, the pool off, or another thread's run holds it: run alone)."""
+        return _Running(self)
+
+    def _start_run(self) -> bool:
         if self.owner == threading.get_ident() or not self.enabled() or not self.lock.acquire(blocking=False):
-            yield False  # nested run, pool off, or another thread's run holds it: run alone
-            return
+            return False
         try:
             self.owner = threading.get_ident()
             self.blas_before = blas.set_threads(1)
             self.state[STATE.run] = 1
-            if self.thread is not None:
-                self.wake.set()
-            yield True
-        finally:
-            self.state[STATE.run] = 0
-            if self.blas_before is not None:
-                blas.set_threads(self.blas_before)
-            self.blas_before = None
-            self.owner = None
-            self.lock.release()
+            if self.thread is not None and not self.state[STATE.staying]:
+                self.wake.set()  # asleep on its Event (a helper still in compiled code sees run itself)
+        except BaseException:
+            self._end_run()
+            raise
+        return True
+
+    def _end_run(self) -> None:
+        self.state[STATE.run] = 0
+        if self.blas_before is not None:
+            blas.set_threads(self.blas_before)
+        self.blas_before = None
+        self.owner = None
+        self.lock.release()
 
     @contextlib.contextmanager
     def paused(self):

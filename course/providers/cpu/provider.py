@@ -92,9 +92,9 @@ class CPUExecutionProvider(ExecutionProvider):
         if spec.op_type == "MaxPool":
             return _max_pool_kernel(spec, reference)
         if spec.op_type == "AveragePool":
-            from course.providers.cpu.pooling import average_pool
+            from course.providers.cpu.pooling import AveragePoolKernel
 
-            return functools.partial(average_pool, **spec.attrs)
+            return AveragePoolKernel(spec.attrs)
         if spec.op_type in GEMMS:
             return reference if tactic == "reference" else _gemm_kernel(spec, reference)
         if spec.op_type == "BatchNormalization":
@@ -213,19 +213,8 @@ def _channels_last_conv_kernel(spec: NodeSpec, nhwc_reference) -> Kernel:
 
 
 def _max_pool_kernel(spec: NodeSpec, reference) -> Kernel:
-    from course.providers.cpu.geometry import window_of
-    from course.providers.cpu.maxpool import max_pool3x3
-    from course.providers.cpu.pooling import max_pool as max_pool_taps
+    from course.providers.cpu.pooling import MaxPool3x3Kernel, MaxPoolKernel
 
-    attrs = spec.attrs
-    if tuple(attrs.get("kernel_shape") or ()) != (3, 3):
-        return functools.partial(max_pool_taps, **attrs)
-
-    def max_pool(x, out=None):
-        if x.dtype.name != "float32" or x.ndim != 4 or x.size == 0:
-            return reference(x)
-        win = window_of(x.shape[2:], (3, 3), attrs, ceil=attrs.get("ceil_mode", 0))
-        if min(win.out) < 1:
-            return reference(x)
-        return max_pool3x3(x, win, out)
-    return max_pool
+    if tuple(spec.attrs.get("kernel_shape") or ()) != (3, 3):
+        return MaxPoolKernel(spec.attrs)
+    return MaxPool3x3Kernel(spec.attrs, reference)
