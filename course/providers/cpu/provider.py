@@ -2,7 +2,7 @@
 
 It claims the nodes it accelerates (routes.py: float32 2-D Conv and FusedConv with a route of
 its own, the 3x3 MaxPool, AveragePool, big float32 Gemm, FusedGemm and 2-D MatMul,
-BatchNormalization, and the course.nhwc Conv and FusedConv the ToNHWC pass writes where a
+BatchNormalization, LRN, and the course.nhwc Conv and FusedConv the ToNHWC pass writes where a
 channels-last route runs them: 1x1 and 3x3 depthwise) and leaves the rest to the reference
 provider. Its kernels are compiled Numba loops and direct BLAS calls shared with a helper
 thread (pool.py) while ``running()``; numba is imported only when the first kernel is made.
@@ -41,6 +41,7 @@ CLAIMS = {  # (op_type, domain) -> whether this node is ours
     ("FusedGemm", "course"): lambda spec: routes.claims_gemm(spec, _blas_ok()),
     ("MatMul", ""): lambda spec: routes.claims_gemm(spec, _blas_ok()),
     ("BatchNormalization", ""): routes.claims_batch_norm,
+    ("LRN", ""): routes.claims_lrn,
     ("Conv", routes.NHWC_DOMAIN): lambda spec: routes.channels_last_route(spec, _blas_ok()) is not None,
     ("FusedConv", routes.NHWC_DOMAIN): lambda spec: routes.channels_last_route(spec, _blas_ok()) is not None,
 }
@@ -101,6 +102,10 @@ class CPUExecutionProvider(ExecutionProvider):
             from course.providers.cpu.batchnorm import BatchNormKernel
 
             return BatchNormKernel(spec.attrs.get("epsilon", 1e-5), reference)
+        if spec.op_type == "LRN":
+            from course.providers.cpu.lrn import LRNKernel
+
+            return LRNKernel(spec.attrs)
         if spec.domain == routes.NHWC_DOMAIN:
             return _channels_last_conv_kernel(spec, reference)
         return _conv_kernel(spec, reference, tactic)
@@ -128,10 +133,15 @@ class CPUExecutionProvider(ExecutionProvider):
     def workspace_bytes(self, spec: NodeSpec) -> int:
         """The scratch of the NCHW convolution route ``kernel_into`` takes at these shapes
         (conv.route_scratch: Winograd's tiles, a shared im2col matrix, the shifted GEMMs' padded
-        phases and grid); 0 for every other node. Scratch made inside a compiled loop per chunk
+        phases and grid) and of an LRN (its channel-window sums); 0 for every other node. Scratch made inside a compiled loop per chunk
         (im2col's column blocks split by pixels, the depthwise and pooling kernels' plane
         buffers, Winograd's row buffers: a few KiB to 512 KiB per thread) stays there: which
         thread runs which chunk is settled while the job runs."""
+        if spec.op_type == "LRN" and self.kernel_into(spec) is not None and routes.is_static(spec.input_shape(0)):
+            from course.providers.cpu.lrn import lrn_scratch
+            from course.providers.cpu.scratch import scratch_bytes
+
+            return scratch_bytes(lrn_scratch(spec.input_shape(0)))  # the channel-window sums
         if spec.op_type not in ("Conv", "FusedConv") or self.kernel_into(spec) is None:
             return 0
         case = _conv_case(spec, _blas_ok())

@@ -189,6 +189,12 @@ def claims_batch_norm(spec) -> bool:
             and all(spec.input_dtype(i) == np.float32 for i in range(5)))
 
 
+def claims_lrn(spec) -> bool:
+    """LRN over float32 X of rank >= 3 (course/providers/cpu/lrn.py)."""
+    x = spec.input_shape(0)
+    return x is not None and len(x) >= 3 and spec.input_dtype(0) == np.float32
+
+
 NHWC_DOMAIN = "course.nhwc"  # course/ops/nhwc.py's: X, Z and Y channels last, W still OIHW
 
 
