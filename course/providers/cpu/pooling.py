@@ -92,6 +92,17 @@ class PoolKernel:
         return xp
 
 
+def _fold(op, xp: np.ndarray, taps: list, dst: np.ndarray) -> np.ndarray:
+    """``dst`` = the taps of ``xp`` folded with the ufunc ``op`` in order (one tap: a copy)."""
+    if len(taps) == 1:
+        np.copyto(dst, xp[taps[0]])
+        return dst
+    op(xp[taps[0]], xp[taps[1]], out=dst)
+    for t in taps[2:]:
+        op(dst, xp[t], out=dst)
+    return dst
+
+
 class AveragePoolKernel(PoolKernel):
     """AveragePool's definition (course/ops/pool.py), the taps summed in row-major order."""
 
@@ -102,14 +113,7 @@ class AveragePoolKernel(PoolKernel):
     def __call__(self, x: np.ndarray, out=None) -> np.ndarray:
         g = self.prepared(x)
         xp = self.padded(x, g)
-        total = _destination(out, g, x.dtype)
-        taps = g.taps
-        if len(taps) == 1:
-            np.copyto(total, xp[taps[0]])
-        else:
-            np.add(xp[taps[0]], xp[taps[1]], out=total)
-            for t in taps[2:]:
-                total += xp[t]
+        total = _fold(np.add, xp, g.taps, _destination(out, g, x.dtype))
         total /= g.count
         return total
 
@@ -122,15 +126,7 @@ class MaxPoolKernel(PoolKernel):
     def __call__(self, x: np.ndarray, out=None) -> np.ndarray:
         g = self.prepared(x)
         xp = self.padded(x, g)
-        best = _destination(out, g, x.dtype)
-        taps = g.taps
-        if len(taps) == 1:
-            np.copyto(best, xp[taps[0]])
-        else:
-            np.maximum(xp[taps[0]], xp[taps[1]], out=best)
-            for t in taps[2:]:
-                np.maximum(best, xp[t], out=best)
-        return best
+        return _fold(np.maximum, xp, g.taps, _destination(out, g, x.dtype))
 
 
 class MaxPool3x3Kernel:
