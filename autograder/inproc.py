@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import io
 import linecache
+import os
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +73,28 @@ def run_notebook(path: Path | str, replace: dict[str, str] | None = None,
         last = tests[-1]
     ns: dict = {"__name__": "__main__"}
     result = InprocResult(namespace=ns)
+    with _private_parts():
+        _run_cells(code_cells, ids, exercises, replace, stop_after_tests_of, last, ns, result)
+    return result
+
+
+@contextlib.contextmanager
+def _private_parts():
+    """A lesson's last cell saves the learner's parts (course.parts) into ``COURSE_PARTS_DIR``,
+    else ``~/.course/parts``: a run here (the test suite's) gets a temporary folder of its own
+    unless its caller named one, so no run writes into the home folder."""
+    if os.environ.get("COURSE_PARTS_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="inproc-parts-") as folder:
+        os.environ["COURSE_PARTS_DIR"] = folder
+        try:
+            yield
+        finally:
+            os.environ.pop("COURSE_PARTS_DIR", None)
+
+
+def _run_cells(code_cells, ids, exercises, replace, stop_after_tests_of, last, ns, result) -> None:
     sink = io.StringIO()
     t0 = time.process_time()
     for k, (cell, cid) in enumerate(zip(code_cells, ids)):
@@ -107,4 +131,3 @@ def run_notebook(path: Path | str, replace: dict[str, str] | None = None,
         if last is not None and k >= last:
             break
     result.cpu_seconds = time.process_time() - t0
-    return result

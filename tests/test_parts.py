@@ -109,3 +109,28 @@ def test_the_grading_kernel_is_told_it_is_grading():
     from autograder.settings import kernel_env
 
     assert kernel_env()[parts.GRADING_ENV] == "1"
+
+
+def test_notebooks_run_in_process_never_write_into_the_home_folder(tmp_path, monkeypatch):
+    """autograder.inproc.run_notebook (the test suite's way to run whole solution notebooks)
+    gives each run a parts folder of its own: a lesson's last cell saves nothing under ~."""
+    import nbformat
+
+    from autograder.inproc import run_notebook
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("COURSE_PARTS_DIR", raising=False)
+    monkeypatch.delenv(parts.GRADING_ENV, raising=False)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from course import parts\n"
+        "def planner(intervals, sizes):\n    return {t: 0 for t in intervals}\n"
+        "saved = parts.save('09_memory_planning', planner=planner)\n")])
+    path = tmp_path / "lesson.ipynb"
+    nbformat.write(nb, str(path))
+    res = run_notebook(path)
+    assert not res.errors, res.errors
+    saved = res.namespace["saved"]
+    assert saved is not None and not str(saved).startswith(str(tmp_path / "home"))
+    assert not (tmp_path / "home").exists()  # nothing written under ~
+    assert not saved.exists()  # the run's own folder is gone with it
+    assert "COURSE_PARTS_DIR" not in os.environ
