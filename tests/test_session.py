@@ -82,9 +82,18 @@ def test_numpy_scalar_feed_for_a_rank0_input():
     assert isinstance(y, np.ndarray) and y.shape == () and y.dtype == np.float64 and y == -2.5
 
 
-def test_outputs_never_alias_the_sessions_initializers():
+def _own_loop(program, feeds, kernels):
+    env = {**program["initializers"], **feeds}
+    for n in program["nodes"]:
+        outs = kernels[n["name"]](*[env[v] if v else None for v in n["inputs"]])
+        env.update(zip(n["outputs"], outs if isinstance(outs, tuple) else (outs,)))
+    return [env[v] for v in program["outputs"]]
+
+
+@pytest.mark.parametrize("interpreter", [None, _own_loop])
+def test_outputs_never_alias_the_sessions_initializers(interpreter):
     m = model([], [], [("w", T.FLOAT, [2])], {"w": np.array([1.0, 2.0], np.float32)})
-    s = InferenceSession(m)
+    s = InferenceSession(m, interpreter=interpreter)
     w = s.run(None, {})[0]
     w[:] = 0
     assert np.array_equal(s.run(None, {})[0], [1.0, 2.0])

@@ -8,7 +8,7 @@ Everything works on plain data (``{tensor: (first_step, last_step)}``, ``{tensor
 ``plan_*`` adapters read a runtime ``Plan`` by attribute, since ``course.runtime`` imports this
 package and not the reverse.
 """
-from course.memory.alias_into import merge_into, plan_concat_candidates, plan_merge_into, with_chunks
+from course.memory.alias_into import merge_into, plan_concat_candidates, with_chunks
 from course.memory.arena import Arena
 from course.memory.best import place_best, search_order
 from course.memory.best_fit import FreeBlocks, place_best_fit
@@ -37,7 +37,7 @@ __all__ = [
     "memory_report", "merge_inplace", "merge_into", "neighbours", "place", "place_best",
     "place_best_fit", "place_greedy_by_breadth", "place_greedy_by_size", "place_in_order",
     "place_naive", "plan_concat_candidates", "plan_inplace_candidates", "plan_memory", "plan_merge_inplace",
-    "plan_merge_into", "plan_outputs", "plan_sizes", "plan_steps", "plan_types", "search_order", "smallest_gap",
+    "plan_outputs", "plan_sizes", "plan_steps", "plan_types", "search_order", "smallest_gap",
     "static_shape", "step_liveness", "tensor_bytes", "tensor_names", "validate", "with_aliases", "with_chunks",
     "workspace_key",
 ]

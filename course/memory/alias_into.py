@@ -24,7 +24,7 @@ from typing import Any, Hashable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from course.memory.liveness import Interval, plan_steps
+from course.memory.liveness import Interval
 from course.memory.sizes import DEFAULT_ALIGNMENT, static_shape
 
 Candidate = tuple[int, Hashable, list]  # (concat step, container, [(input, byte offset), ...])
@@ -101,8 +101,3 @@ def plan_concat_candidates(plan: Any) -> list[Candidate]:
         out.append((i, st.outs[0], parts))
     return out
 
-
-def plan_merge_into(plan: Any, intervals: Mapping, sizes: Mapping, alignment: int = DEFAULT_ALIGNMENT,
-                    alias: Optional[Mapping] = None) -> tuple[dict, dict]:
-    """``merge_into`` over a runtime plan's steps and Concat candidates."""
-    return merge_into(plan_steps(plan), intervals, sizes, plan_concat_candidates(plan), alignment, alias)

@@ -18,7 +18,6 @@ node, before anything runs (or, for the interpreter, when a run returns).
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Callable, Mapping, Sequence
 
 from course.errors import EngineError, HookError
@@ -109,7 +108,7 @@ def interpret(bound: Any, interpreter: Callable, feeds: Mapping[str, Any], outpu
               graph_inputs: Sequence[str], graph_outputs: Sequence[str]) -> list:
     """Run ``bound``'s plan through ``interpreter(program, feeds, kernels)``; the outputs it
     returns (one per graph output, in order) are checked, and ``output_names`` picked from them."""
-    from course.runtime.execute import _failed, _paused
+    from course.runtime.execute import _failed, _paused, _running
 
     steps, kernels = bound.plan.steps, {}
     ours = [p for p in bound.providers if not p.isolated]
@@ -117,9 +116,7 @@ def interpret(bound: Any, interpreter: Callable, feeds: Mapping[str, Any], outpu
         kernels[st.spec.name] = _node_kernel(st.spec, fn, ours if isolated else [], _failed, _paused)
     prog = {**program(bound.plan), "inputs": list(graph_inputs), "outputs": list(graph_outputs)}
     who = f"interpreter {_name(interpreter)!r}"
-    with contextlib.ExitStack() as stack:
-        for p in bound.providers:
-            stack.enter_context(p.running())
+    with _running(bound.providers):  # as the session's own loop: the providers' run state on
         got = interpreter(prog, dict(feeds), kernels)
     if not isinstance(got, (list, tuple)) or len(got) != len(graph_outputs):
         raise HookError(f"{who} must return a list with one array per graph output {list(graph_outputs)}, "

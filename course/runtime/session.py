@@ -187,14 +187,15 @@ class InferenceSession:
         """Compute the named outputs (all of them for None) from ``{input name: array}``."""
         names = self._output_names if output_names is None else self._check_output_names(output_names)
         if self._interpreter is not None:
-            return hooks.interpret(self._bound, self._interpreter, self._check_feeds(input_feed), list(names),
-                                   [v.name for v in self._inputs], self._output_names)
-        slots = self._template.copy()
-        slot_of = self._plan.slot_of
-        for name, arr in self._check_feeds(input_feed).items():
-            slots[slot_of[name]] = arr
-        execute(self._bound, slots, self._arenas)  # thread-safe: each run borrows its own arena
-        out = [slots[slot_of[n]] for n in names]
+            out = hooks.interpret(self._bound, self._interpreter, self._check_feeds(input_feed), list(names),
+                                  [v.name for v in self._inputs], self._output_names)
+        else:
+            slots = self._template.copy()
+            slot_of = self._plan.slot_of
+            for name, arr in self._check_feeds(input_feed).items():
+                slots[slot_of[name]] = arr
+            execute(self._bound, slots, self._arenas)  # thread-safe: each run borrows its own arena
+            out = [slots[slot_of[n]] for n in names]
         # Never hand out the session's own initializer arrays: a caller could write into them.
         return [a.copy() if id(a) in self._constant_ids else a for a in out]
 
